@@ -102,7 +102,7 @@ pub struct KnotenGeknuepft {
     pub content: serde_json::Value,
     pub lat: f64,
     pub lng: f64,
-    /// H3 cell at the fine resolution, as a decimal string (u64 does not fit a JS number).
+    /// H3 cell at the fine resolution, in the usual hex notation (e.g. `8c1f...`).
     pub h3: String,
     pub expires_at: DateTime<Utc>,
 }

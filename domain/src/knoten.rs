@@ -126,7 +126,7 @@ impl Knoten {
             content,
             lat: point.lat(),
             lng: point.lng(),
-            h3: u64::from(point.cell(c.fine_res)).to_string(),
+            h3: point.cell(c.fine_res).to_string(),
             expires_at: crate::envelope::truncate_millis(c.now + c.ttl),
         };
         Ok(vec![NewEvent::from_payload(&payload)?])
@@ -161,7 +161,7 @@ mod tests {
         let p: KnotenGeknuepft = serde_json::from_value(events[0].payload.clone()).unwrap();
         assert_eq!(p.title, "Gemeinschaftsgarten");
         assert_eq!(p.expires_at.timestamp(), 1_800_000_000 + 7 * 86_400);
-        let cell: u64 = p.h3.parse().unwrap();
+        let cell: h3o::CellIndex = p.h3.parse().unwrap();
         assert_eq!(
             h3o::CellIndex::try_from(cell).unwrap().resolution(),
             Resolution::Twelve

@@ -1,0 +1,207 @@
+//! Executing a command against one aggregate: load its chain, fold, decide, seal the new
+//! events onto the chain, publish with the expected subject sequence, and on a stale head load
+//! again and decide again. A command whose msg id is already on the chain is not applied twice.
+
+use chrono::{DateTime, Utc};
+use domain::aggregate::{Aggregate, NewEvent};
+use domain::{AggregateType, DomainError, Envelope, Meta};
+use tracing::debug;
+use ulid::Ulid;
+use uuid::Uuid;
+
+use crate::error::BusError;
+use crate::streams::{AppendError, Appended, Bus, Stored};
+
+/// What executing a command did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// New events were appended.
+    Appended,
+    /// The same msg id was already on the chain: the earlier result is returned.
+    AlreadyDone,
+}
+
+#[derive(Debug, Clone)]
+pub struct Executed {
+    pub outcome: Outcome,
+    /// The events of this command (new, or the earlier ones for `AlreadyDone`).
+    pub events: Vec<Stored>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExecuteError {
+    /// The domain refused the command.
+    #[error(transparent)]
+    Refused(#[from] DomainError),
+    /// The backbone failed; the command may be retried with the same idempotency key.
+    #[error(transparent)]
+    Failed(#[from] BusError),
+}
+
+impl Bus {
+    /// Execute `cmd` against aggregate `id`. `meta.msg_id` is the command's idempotency key:
+    /// the n-th event of the decision gets `<msg_id>` (n = 0) or `<msg_id>#<n>`.
+    /// `expect_new` skips loading the chain on the first try (creation commands), which also
+    /// lets creation go through the fallback while JetStream is down.
+    pub async fn execute<A: Aggregate>(
+        &self,
+        aggregate_type: AggregateType,
+        id: Uuid,
+        cmd: &A::Command,
+        meta: Meta,
+        now: DateTime<Utc>,
+        expect_new: bool,
+    ) -> Result<Executed, ExecuteError> {
+        let retries = self.config().max_conflict_retries;
+        for attempt in 0..=retries {
+            let history = if expect_new && attempt == 0 {
+                Vec::new()
+            } else {
+                self.history(aggregate_type, id).await?
+            };
+            let earlier: Vec<Stored> = history
+                .iter()
+                .filter(|s| is_same_command(&s.envelope.meta.msg_id, &meta.msg_id))
+                .cloned()
+                .collect();
+            if !earlier.is_empty() {
+                return Ok(Executed {
+                    outcome: Outcome::AlreadyDone,
+                    events: earlier,
+                });
+            }
+            let state =
+                A::fold(history.iter().map(|s| &s.envelope)).map_err(|e| BusError::Corrupt {
+                    subject: self.config().ort.aggregate_subject(aggregate_type, id),
+                    seq: history.last().and_then(|s| s.seq).unwrap_or(0),
+                    detail: e.to_string(),
+                })?;
+            let decided = state.decide(cmd)?;
+            let head = history.last().map(|s| (s.seq.unwrap_or(0), s.hash.clone()));
+            match self
+                .append_decided(aggregate_type, id, head, decided, &meta, now)
+                .await?
+            {
+                Some(executed) => return Ok(executed),
+                None => {
+                    debug!(%id, attempt, "stale head; deciding again");
+                    // Jittered backoff so that two writers do not keep colliding in lockstep.
+                    let max_ms = 2u64.saturating_pow(attempt.min(6)).max(2);
+                    let wait = rand::random_range(0..max_ms);
+                    tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
+                }
+            }
+        }
+        Err(ExecuteError::Refused(DomainError::Conflict(format!(
+            "{} {id} is being changed by many others right now; try again",
+            aggregate_type.as_str()
+        ))))
+    }
+
+    /// Seal and publish; `Ok(None)` means the head was stale and the caller should decide again.
+    async fn append_decided(
+        &self,
+        aggregate_type: AggregateType,
+        id: Uuid,
+        head: Option<(u64, String)>,
+        decided: Vec<NewEvent>,
+        meta: &Meta,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Executed>, ExecuteError> {
+        let ort = &self.config().ort;
+        let (mut expected, mut prev_hash) = match head {
+            Some((seq, hash)) => (Some(seq), Some(hash)),
+            None => (Some(0), None),
+        };
+        let mut out = Vec::with_capacity(decided.len());
+        for (n, event) in decided.into_iter().enumerate() {
+            let msg_id = if n == 0 {
+                meta.msg_id.clone()
+            } else {
+                format!("{}#{n}", meta.msg_id)
+            };
+            let env = Envelope {
+                id: Ulid::new(),
+                event_type: event.event_type.as_str().to_owned(),
+                version: event.version,
+                aggregate_id: id,
+                aggregate_type,
+                prev_hash: prev_hash.clone(),
+                ts: domain::envelope::truncate_millis(now),
+                subject: ort.aggregate_subject(aggregate_type, id),
+                payload: event.payload,
+                meta: Meta {
+                    msg_id,
+                    ..meta.clone()
+                },
+            };
+            let hash = domain::hash_envelope(&env).map_err(BusError::from)?;
+            match self.append(&env, expected).await {
+                Ok(Appended::JetStream {
+                    seq,
+                    duplicate: false,
+                    ..
+                }) => {
+                    expected = Some(seq);
+                    out.push(Stored {
+                        seq: Some(seq),
+                        envelope: env,
+                        hash: hash.clone(),
+                    });
+                }
+                Ok(Appended::JetStream {
+                    seq,
+                    duplicate: true,
+                    ..
+                }) => {
+                    // Published before (a retry within the dedup window): return what is stored.
+                    let stored = self.get(aggregate_type.domain(), seq).await?;
+                    return Ok(Some(Executed {
+                        outcome: Outcome::AlreadyDone,
+                        events: vec![stored],
+                    }));
+                }
+                Ok(Appended::Fallback { .. }) => {
+                    expected = None;
+                    out.push(Stored {
+                        seq: None,
+                        envelope: env,
+                        hash: hash.clone(),
+                    });
+                }
+                Err(AppendError::WrongSequence) if n == 0 => return Ok(None),
+                Err(AppendError::WrongSequence) => {
+                    return Err(ExecuteError::Failed(BusError::Unavailable(format!(
+                        "{} {id}: only {n} of the decided events were appended before a concurrent change",
+                        aggregate_type.as_str()
+                    ))));
+                }
+                Err(AppendError::Failed(e)) => return Err(e.into()),
+            }
+            prev_hash = Some(hash);
+        }
+        Ok(Some(Executed {
+            outcome: Outcome::Appended,
+            events: out,
+        }))
+    }
+}
+
+fn is_same_command(stored: &str, msg_id: &str) -> bool {
+    stored == msg_id
+        || stored
+            .strip_prefix(msg_id)
+            .is_some_and(|rest| rest.starts_with('#'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_same_command;
+
+    #[test]
+    fn follow_up_events_belong_to_their_command() {
+        assert!(is_same_command("k1", "k1"));
+        assert!(is_same_command("k1#1", "k1"));
+        assert!(!is_same_command("k10", "k1"));
+    }
+}
