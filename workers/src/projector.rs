@@ -1,0 +1,415 @@
+//! Applying events to PostgreSQL: one transaction per batch holding the projection rows, the
+//! archive rows and the advanced chain heads. No JetStream here, so it can be tested and used
+//! for rebuilds from the archive alike.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use domain::events::{EventType, KnotenGeknuepft};
+use domain::{Envelope, hash::check_link};
+use sea_orm::{
+    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, Statement,
+    TransactionTrait,
+};
+use serde_json::Value;
+use tracing::warn;
+use uuid::Uuid;
+
+/// One message as it came off a stream.
+#[derive(Debug, Clone)]
+pub struct Incoming {
+    pub stream: String,
+    pub seq: u64,
+    pub subject: String,
+    pub payload: Vec<u8>,
+    /// When JetStream stored it (for the lag metric).
+    pub published: Option<DateTime<Utc>>,
+}
+
+/// Something that cannot be applied: it goes to `wg.<ort>.dlq.dead` and is acknowledged.
+#[derive(Debug, Clone)]
+pub struct DeadLetter {
+    pub incoming: Incoming,
+    pub reason: &'static str,
+    pub detail: String,
+}
+
+#[derive(Debug, Default)]
+pub struct BatchReport {
+    pub applied: usize,
+    /// Already applied before (redelivery, or a second copy of the same event).
+    pub skipped: usize,
+    pub dead: Vec<DeadLetter>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProjectorError {
+    #[error("database: {0}")]
+    Db(#[from] DbErr),
+}
+
+#[derive(Debug, Clone)]
+struct Head {
+    last_hash: String,
+}
+
+/// Applies batches of events. Cheap to clone.
+#[derive(Clone)]
+pub struct Projector {
+    db: DatabaseConnection,
+}
+
+enum Verdict {
+    Apply(Box<Envelope>, Value, String),
+    Skip,
+    Dead(&'static str, String),
+}
+
+impl Projector {
+    pub fn new(db: DatabaseConnection) -> Self {
+        Self { db }
+    }
+
+    pub fn db(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    /// Apply a batch in one transaction. If the transaction fails as a whole, each event is
+    /// tried on its own so that one bad event dead-letters alone; a database outage is
+    /// returned as an error (nothing acknowledged).
+    pub async fn apply_batch(&self, batch: &[Incoming]) -> Result<BatchReport, ProjectorError> {
+        match self.apply_in_one_transaction(batch).await {
+            Ok(report) => Ok(report),
+            Err(e) if is_outage(&e) => Err(e.into()),
+            Err(e) => {
+                warn!(error = %e, size = batch.len(), "batch failed; applying its events one by one");
+                let mut report = BatchReport::default();
+                for incoming in batch {
+                    match self
+                        .apply_in_one_transaction(std::slice::from_ref(incoming))
+                        .await
+                    {
+                        Ok(r) => {
+                            report.applied += r.applied;
+                            report.skipped += r.skipped;
+                            report.dead.extend(r.dead);
+                        }
+                        Err(e) if is_outage(&e) => return Err(e.into()),
+                        Err(e) => report.dead.push(DeadLetter {
+                            incoming: incoming.clone(),
+                            reason: "projection_error",
+                            detail: e.to_string(),
+                        }),
+                    }
+                }
+                Ok(report)
+            }
+        }
+    }
+
+    async fn apply_in_one_transaction(&self, batch: &[Incoming]) -> Result<BatchReport, DbErr> {
+        let txn = self.db.begin().await?;
+        let report = apply_all(&txn, batch, true).await?;
+        txn.commit().await?;
+        Ok(report)
+    }
+
+    /// Throw away every projection and head and apply the whole archive again, in stream
+    /// order. The archive itself is not touched. Returns the number of events applied.
+    pub async fn rebuild_from_archive(&self) -> Result<u64, ProjectorError> {
+        let txn = self.db.begin().await?;
+        txn.execute_unprepared(
+            "TRUNCATE knoten, faeden, rollen, antraege, stimmen, delegationen, zahlungen, aggregate_heads",
+        )
+        .await?;
+        let mut applied = 0u64;
+        let mut after: (String, i64) = (String::new(), -1);
+        loop {
+            let rows = txn
+                .query_all(Statement::from_sql_and_values(
+                    DbBackend::Postgres,
+                    "SELECT stream, stream_seq, subject, envelope::text AS envelope FROM events_archive \
+                     WHERE (stream, stream_seq) > ($1, $2) ORDER BY stream, stream_seq LIMIT 2000",
+                    [after.0.clone().into(), after.1.into()],
+                ))
+                .await?;
+            if rows.is_empty() {
+                break;
+            }
+            let mut batch = Vec::with_capacity(rows.len());
+            for row in &rows {
+                let stream: String = row.try_get("", "stream")?;
+                let seq: i64 = row.try_get("", "stream_seq")?;
+                let subject: String = row.try_get("", "subject")?;
+                let envelope: String = row.try_get("", "envelope")?;
+                after = (stream.clone(), seq);
+                batch.push(Incoming {
+                    stream,
+                    seq: seq as u64,
+                    subject,
+                    payload: envelope.into_bytes(),
+                    published: None,
+                });
+            }
+            let report = apply_all(&txn, &batch, false).await?;
+            applied += report.applied as u64;
+        }
+        txn.commit().await?;
+        Ok(applied)
+    }
+}
+
+fn is_outage(e: &DbErr) -> bool {
+    matches!(e, DbErr::Conn(_) | DbErr::ConnectionAcquire(_))
+}
+
+/// Check and apply every event of the batch inside `txn`. With `archive` false (rebuild), the
+/// archive is the source and is not written again.
+async fn apply_all(
+    txn: &DatabaseTransaction,
+    batch: &[Incoming],
+    archive: bool,
+) -> Result<BatchReport, DbErr> {
+    let mut report = BatchReport::default();
+    let mut parsed = Vec::with_capacity(batch.len());
+    for incoming in batch {
+        parsed.push(parse(incoming));
+    }
+    let ids: Vec<Uuid> = parsed
+        .iter()
+        .filter_map(|p| p.as_ref().ok().map(|(e, _, _)| e.aggregate_id))
+        .collect();
+    let event_ids: Vec<String> = parsed
+        .iter()
+        .filter_map(|p| p.as_ref().ok().map(|(e, _, _)| e.id.to_string()))
+        .collect();
+    let mut heads = load_heads(txn, &ids).await?;
+    let mut seen: HashSet<String> = if archive {
+        load_archived(txn, &event_ids).await?
+    } else {
+        HashSet::new()
+    };
+    let mut advanced: HashMap<Uuid, (String, String, String, i64, String, i64)> = HashMap::new();
+
+    for (incoming, parsed) in batch.iter().zip(parsed) {
+        let verdict = match parsed {
+            Err((reason, detail)) => Verdict::Dead(reason, detail),
+            Ok((env, raw, hash)) => {
+                if seen.contains(&env.id.to_string()) {
+                    Verdict::Skip
+                } else {
+                    let head = heads.get(&env.aggregate_id);
+                    match check_link(head.map(|h| h.last_hash.as_str()), &raw) {
+                        Ok(_) => Verdict::Apply(Box::new(env), raw, hash),
+                        Err(brk) => Verdict::Dead("hash_mismatch", brk.reason),
+                    }
+                }
+            }
+        };
+        match verdict {
+            Verdict::Skip => report.skipped += 1,
+            Verdict::Dead(reason, detail) => {
+                report.dead.push(DeadLetter {
+                    incoming: incoming.clone(),
+                    reason,
+                    detail,
+                });
+            }
+            Verdict::Apply(env, raw, hash) => {
+                if archive && !insert_archive(txn, incoming, &env, &raw, &hash).await? {
+                    report.dead.push(DeadLetter {
+                        incoming: incoming.clone(),
+                        reason: "duplicate_msg_id",
+                        detail: format!(
+                            "msg_id {} belongs to another archived event",
+                            env.meta.msg_id
+                        ),
+                    });
+                    continue;
+                }
+                project(txn, &env).await?;
+                seen.insert(env.id.to_string());
+                let count = advanced.get(&env.aggregate_id).map(|a| a.5).unwrap_or(0) + 1;
+                heads.insert(
+                    env.aggregate_id,
+                    Head {
+                        last_hash: hash.clone(),
+                    },
+                );
+                advanced.insert(
+                    env.aggregate_id,
+                    (
+                        env.aggregate_type.as_str().to_owned(),
+                        hash,
+                        env.id.to_string(),
+                        incoming.seq as i64,
+                        incoming.stream.clone(),
+                        count,
+                    ),
+                );
+                metrics::counter!("wg_events_total", "type" => env.event_type.clone()).increment(1);
+                report.applied += 1;
+            }
+        }
+    }
+    for (id, (aggregate_type, hash, event_id, seq, stream, count)) in advanced {
+        txn.execute(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "INSERT INTO aggregate_heads (aggregate_id, aggregate_type, last_hash, last_event_id, last_seq, stream, event_count, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, now()) \
+             ON CONFLICT (aggregate_id) DO UPDATE SET last_hash = EXCLUDED.last_hash, last_event_id = EXCLUDED.last_event_id, \
+             last_seq = EXCLUDED.last_seq, stream = EXCLUDED.stream, \
+             event_count = aggregate_heads.event_count + EXCLUDED.event_count, updated_at = now()",
+            [id.into(), aggregate_type.into(), hash.into(), event_id.into(), seq.into(), stream.into(), count.into()],
+        ))
+        .await?;
+    }
+    Ok(report)
+}
+
+type Parsed = Result<(Envelope, Value, String), (&'static str, String)>;
+
+fn parse(incoming: &Incoming) -> Parsed {
+    let raw: Value =
+        serde_json::from_slice(&incoming.payload).map_err(|e| ("not_json", e.to_string()))?;
+    let hash = domain::hash_value(&raw);
+    let env: Envelope =
+        serde_json::from_value(raw.clone()).map_err(|e| ("bad_envelope", e.to_string()))?;
+    if env.subject != incoming.subject {
+        return Err((
+            "bad_envelope",
+            format!(
+                "envelope subject {} was published on {}",
+                env.subject, incoming.subject
+            ),
+        ));
+    }
+    Ok((env, raw, hash))
+}
+
+async fn load_heads(txn: &DatabaseTransaction, ids: &[Uuid]) -> Result<HashMap<Uuid, Head>, DbErr> {
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows = txn
+        .query_all(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT aggregate_id, last_hash FROM aggregate_heads WHERE aggregate_id = ANY($1) FOR UPDATE",
+            [ids.to_vec().into()],
+        ))
+        .await?;
+    let mut out = HashMap::with_capacity(rows.len());
+    for row in rows {
+        let id: Uuid = row.try_get("", "aggregate_id")?;
+        out.insert(
+            id,
+            Head {
+                last_hash: row.try_get("", "last_hash")?,
+            },
+        );
+    }
+    Ok(out)
+}
+
+async fn load_archived(
+    txn: &DatabaseTransaction,
+    ids: &[String],
+) -> Result<HashSet<String>, DbErr> {
+    if ids.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let rows = txn
+        .query_all(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT id FROM events_archive_keys WHERE id = ANY($1)",
+            [ids.to_vec().into()],
+        ))
+        .await?;
+    rows.iter().map(|r| r.try_get::<String>("", "id")).collect()
+}
+
+/// Archive the event (keys first: a duplicate msg id is caught before the archive row).
+/// Returns false if the msg id is already taken by another event.
+async fn insert_archive(
+    txn: &DatabaseTransaction,
+    incoming: &Incoming,
+    env: &Envelope,
+    raw: &Value,
+    hash: &str,
+) -> Result<bool, DbErr> {
+    let inserted = txn
+        .execute(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "INSERT INTO events_archive_keys (id, msg_id, ts) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+            [env.id.to_string().into(), env.meta.msg_id.clone().into(), env.ts.into()],
+        ))
+        .await?;
+    if inserted.rows_affected() == 0 {
+        return Ok(false);
+    }
+    txn.execute(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        "INSERT INTO events_archive (id, msg_id, type, version, aggregate_id, aggregate_type, prev_hash, hash, ts, subject, stream, stream_seq, envelope) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+        [
+            env.id.to_string().into(),
+            env.meta.msg_id.clone().into(),
+            env.event_type.clone().into(),
+            (env.version as i32).into(),
+            env.aggregate_id.into(),
+            env.aggregate_type.as_str().into(),
+            env.prev_hash.clone().into(),
+            hash.into(),
+            env.ts.into(),
+            incoming.subject.clone().into(),
+            incoming.stream.clone().into(),
+            (incoming.seq as i64).into(),
+            raw.clone().into(),
+        ],
+    ))
+    .await?;
+    Ok(true)
+}
+
+/// Update the read model for one event. Unknown or not-yet-projected types only advance the
+/// chain and the archive.
+async fn project(txn: &DatabaseTransaction, env: &Envelope) -> Result<(), DbErr> {
+    let Some(event_type) = env.known_type() else {
+        return Ok(());
+    };
+    let actor = match env.meta.actor {
+        domain::Actor::Rolle(id) => Some(id),
+        domain::Actor::System => None,
+    };
+    match event_type {
+        EventType::KnotenGeknuepft => {
+            let p: KnotenGeknuepft = env
+                .decode()
+                .map_err(|e| DbErr::Custom(format!("KnotenGeknuepft payload: {e}")))?;
+            let cell: h3o::CellIndex =
+                p.h3.parse()
+                    .map_err(|e| DbErr::Custom(format!("KnotenGeknuepft h3 {}: {e}", p.h3)))?;
+            txn.execute(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "INSERT INTO knoten (id, typ, title, content, point, h3, created_by, created_at, expires_at, is_yarn, design_version, updated_at) \
+                 VALUES ($1, $2::knoten_typ, $3, $4, ST_SetSRID(ST_MakePoint($5, $6), 4326)::geography, $7, $8, $9, $10, false, 0, $9) \
+                 ON CONFLICT (id) DO NOTHING",
+                [
+                    env.aggregate_id.into(),
+                    p.typ.as_str().into(),
+                    p.title.into(),
+                    p.content.into(),
+                    p.lng.into(),
+                    p.lat.into(),
+                    domain::geo::cell_to_i64(cell).into(),
+                    actor.into(),
+                    env.ts.into(),
+                    p.expires_at.into(),
+                ],
+            ))
+            .await?;
+        }
+        _ => {}
+    }
+    Ok(())
+}
