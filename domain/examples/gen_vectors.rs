@@ -84,7 +84,7 @@ fn knoten_chain(ort: &Ort) -> Res<(Vec<Value>, Value)> {
         }),
         lat: point.lat(),
         lng: point.lng(),
-        h3: u64::from(point.cell(h3o::Resolution::Eleven)).to_string(),
+        h3: point.cell(h3o::Resolution::Twelve).to_string(),
         expires_at: t0 + Duration::days(7),
     };
     let e0 = Envelope::seal(
@@ -167,7 +167,7 @@ fn knoten_chain(ort: &Ort) -> Res<(Vec<Value>, Value)> {
                 "leer": ""
             },
             "schluessel_utf16": {"\u{e000}": "privat", "😀": "emoji", "z": "ascii", "ä": "latin1", "Z": "gross"},
-            "verschachtelt": {"c": {"b": {"a": [3, 2, 1, {"y": false, "x": true}]}}, "a": []},
+            "verschachtelt": {"c": {"b": {"a": [3, 2, 1, {"y": false, "x": true}]}}, "b": {}, "a": []},
         }),
         meta: Meta {
             actor: Actor::System,
@@ -191,7 +191,7 @@ fn knoten_chain(ort: &Ort) -> Res<(Vec<Value>, Value)> {
             content: json!({"text": "Bring a book, take a book.", "wann": "2025-06-07T15:00:00Z"}),
             lat: other.lat(),
             lng: other.lng(),
-            h3: u64::from(other.cell(h3o::Resolution::Eleven)).to_string(),
+            h3: other.cell(h3o::Resolution::Twelve).to_string(),
             expires_at: tb + Duration::days(7),
         },
         EventContext {

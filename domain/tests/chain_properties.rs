@@ -10,6 +10,8 @@ use domain::events::EventType;
 use domain::{Actor, AggregateType, Envelope, Meta, Ort, hash_envelope, hash_value, verify_chain};
 use proptest::prelude::*;
 use proptest::sample::Index;
+use proptest::strategy::ValueTree;
+use proptest::test_runner::TestRunner;
 use serde_json::{Map, Value};
 use ulid::Ulid;
 use uuid::Uuid;
@@ -124,19 +126,23 @@ fn chain(len: std::ops::RangeInclusive<usize>) -> impl Strategy<Value = Vec<Valu
         prop::collection::vec(event_spec(), len),
     )
         .prop_map(|(ort, aggregate, aggregate_type, specs)| {
-            build_chain(&ort, aggregate, aggregate_type, &specs)
+            build_chain(
+                &ort,
+                aggregate,
+                *aggregate_type.get(&AGGREGATE_TYPES),
+                &specs,
+            )
         })
 }
 
 fn build_chain(
     ort: &str,
     aggregate: u128,
-    aggregate_type: Index,
+    aggregate_type: AggregateType,
     specs: &[EventSpec],
 ) -> Vec<Value> {
     let ort = Ort::new(ort).unwrap();
     let aggregate_id = Uuid::from_u128(aggregate);
-    let aggregate_type = *aggregate_type.get(&AGGREGATE_TYPES);
     let mut prev_hash = None;
     let mut events = Vec::with_capacity(specs.len());
     for s in specs {
@@ -400,11 +406,11 @@ proptest! {
 #[test]
 fn the_tampering_covers_every_envelope_and_meta_field() {
     let spec = event_spec();
-    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    let mut runner = TestRunner::deterministic();
     let specs: Vec<EventSpec> = (0..2)
         .map(|_| spec.new_tree(&mut runner).unwrap().current())
         .collect();
-    let events = build_chain("demo", 7, Index::from(0usize), &specs);
+    let events = build_chain("demo", 7, AggregateType::Knoten, &specs);
     let paths = all_nodes(&events[1]);
     for field in [
         "id",
