@@ -302,14 +302,13 @@ impl Bus {
         expected_seq: Option<u64>,
     ) -> Result<Appended, AppendError> {
         let body = serde_json::to_vec(env).map_err(|e| AppendError::Failed(e.into()))?;
-        if let Some(fb) = &self.inner.fallback {
-            if let Some(appended) = fb
+        if let Some(fb) = &self.inner.fallback
+            && let Some(appended) = fb
                 .push_if_active(&env.subject, &env.meta.msg_id, expected_seq, &body)
                 .await
                 .map_err(AppendError::Failed)?
-            {
-                return Ok(appended);
-            }
+        {
+            return Ok(appended);
         }
         match self
             .publish_js(&env.subject, &env.meta.msg_id, expected_seq, body.clone())
