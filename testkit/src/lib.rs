@@ -131,40 +131,6 @@ fn with_database(url: &str, db: &str) -> String {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn database_path_is_replaced_and_query_kept() {
-        assert_eq!(
-            with_database("postgres://postgres@127.0.0.1:5432/postgres", "x"),
-            "postgres://postgres@127.0.0.1:5432/x"
-        );
-        assert_eq!(
-            with_database("postgres://u:p@h:1/postgres?sslmode=disable", "x"),
-            "postgres://u:p@h:1/x?sslmode=disable"
-        );
-        assert_eq!(with_database("postgres://u@h:1", "x"), "postgres://u@h:1/x");
-        assert_eq!(
-            with_database("postgres://u@h:1/?a=b", "x"),
-            "postgres://u@h:1/x?a=b"
-        );
-    }
-
-    #[test]
-    fn unique_ort_is_t_plus_ten_lowercase_alphanumerics() {
-        let a = unique_ort();
-        assert_eq!(a.len(), 11);
-        assert!(a.starts_with('t'));
-        assert!(
-            a.chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
-        );
-        assert_ne!(a, unique_ort());
-    }
-}
-
 /// NATS with JetStream for tests: `TEST_NATS_URL`, default `nats://127.0.0.1:4222`.
 pub fn nats_url() -> String {
     env_or("TEST_NATS_URL", "nats://127.0.0.1:4222")
@@ -265,5 +231,39 @@ impl OwnNats {
 impl Drop for OwnNats {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_path_is_replaced_and_query_kept() {
+        assert_eq!(
+            with_database("postgres://postgres@127.0.0.1:5432/postgres", "x"),
+            "postgres://postgres@127.0.0.1:5432/x"
+        );
+        assert_eq!(
+            with_database("postgres://u:p@h:1/postgres?sslmode=disable", "x"),
+            "postgres://u:p@h:1/x?sslmode=disable"
+        );
+        assert_eq!(with_database("postgres://u@h:1", "x"), "postgres://u@h:1/x");
+        assert_eq!(
+            with_database("postgres://u@h:1/?a=b", "x"),
+            "postgres://u@h:1/x?a=b"
+        );
+    }
+
+    #[test]
+    fn unique_ort_is_t_plus_ten_lowercase_alphanumerics() {
+        let a = unique_ort();
+        assert_eq!(a.len(), 11);
+        assert!(a.starts_with('t'));
+        assert!(
+            a.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        );
+        assert_ne!(a, unique_ort());
     }
 }
