@@ -64,6 +64,9 @@ pub struct EmbeddedUrls {
 /// the stop signals (best effort) and does not wait.
 #[derive(Debug)]
 pub struct Embedded {
+    /// Held while the servers run (released by the kernel even on kill -9): two `weberei up` on
+    /// one data dir would take each other's servers for stale ones.
+    lock: Option<std::fs::File>,
     nats: Option<ChildServer>,
     redis: Option<ChildServer>,
     postgres: Option<Postgres>,
@@ -81,6 +84,7 @@ impl Embedded {
     /// the others that did start are stopped again before the error is returned.
     pub async fn start(cfg: &EmbeddedConfig, wanted: Wanted) -> Result<(Embedded, EmbeddedUrls)> {
         let data_dir = prepare_data_dir(&cfg.data_dir)?;
+        let lock = lock_data_dir(&data_dir)?;
         let started = Instant::now();
 
         let (nats, redis, postgres) = tokio::join!(
@@ -103,6 +107,7 @@ impl Embedded {
             None
         });
         let embedded = Embedded {
+            lock: Some(lock),
             nats,
             redis,
             postgres,
@@ -115,9 +120,8 @@ impl Embedded {
                     "stopping the servers that did start"
                 );
             }
-            let mut errors = errors.into_iter();
-            let first = errors.next().unwrap_or_else(|| anyhow!("start failed"));
-            return Err(errors.fold(first, |acc, e| acc.context(format!("{e:#}"))));
+            let all: Vec<String> = errors.iter().map(|e| format!("{e:#}")).collect();
+            bail!("{}", all.join("\n"));
         }
 
         let urls = EmbeddedUrls {
@@ -142,9 +146,9 @@ impl Embedded {
         Ok((embedded, urls))
     }
 
-    /// Stops every server it started, concurrently: nats-server and redis-server with SIGTERM
-    /// (redis flushes its append-only file), PostgreSQL with `pg_ctl stop -m fast`; waits for
-    /// each to exit (SIGKILL after 30 s).
+    /// Stops every server it started, concurrently: nats-server with SIGINT, redis-server with
+    /// SIGTERM (it fsyncs its append-only file), PostgreSQL with `pg_ctl stop -m fast`; waits
+    /// for each to exit (SIGKILL after 30 s).
     pub async fn stop(mut self) -> Result<()> {
         let started = Instant::now();
         let nats = self.nats.take();
@@ -170,13 +174,15 @@ impl Embedded {
                 }
             },
         );
-        let errors: Vec<anyhow::Error> = [a, b, c].into_iter().filter_map(Result::err).collect();
-        if let Some(first) = errors.first() {
-            let all: Vec<String> = errors.iter().map(|e| format!("{e:#}")).collect();
-            bail!(
-                "stopping the embedded servers: {} ({first})",
-                all.join("; ")
-            );
+        // Only now may another `weberei up` take this data dir.
+        drop(self.lock.take());
+        let errors: Vec<String> = [a, b, c]
+            .into_iter()
+            .filter_map(Result::err)
+            .map(|e| format!("{e:#}"))
+            .collect();
+        if !errors.is_empty() {
+            bail!("stopping the embedded servers: {}", errors.join("; "));
         }
         tracing::info!(
             elapsed_ms = started.elapsed().as_millis() as u64,
@@ -195,7 +201,7 @@ impl Drop for Embedded {
             .flatten()
         {
             if let Some(pid) = server.child.id() {
-                send_signal(pid, "TERM");
+                send_signal(pid, server.stop_signal);
             }
         }
         if let Some(pg) = &self.postgres {
@@ -225,6 +231,9 @@ async fn maybe<T>(wanted: bool, fut: impl Future<Output = Result<T>>) -> Result<
 #[derive(Debug)]
 struct ChildServer {
     name: &'static str,
+    /// nats-server shuts down the same on INT and TERM but exits 1 on TERM; redis-server
+    /// fsyncs its append-only file on TERM.
+    stop_signal: &'static str,
     child: Child,
     port: u16,
     pid_file: PathBuf,
@@ -238,7 +247,7 @@ impl ChildServer {
             return Ok(());
         }
         if let Some(pid) = self.child.id() {
-            send_signal(pid, "TERM");
+            send_signal(pid, self.stop_signal);
         }
         let status = match tokio::time::timeout(STOP_TIMEOUT, self.child.wait()).await {
             Ok(status) => status?,
@@ -289,6 +298,7 @@ async fn start_nats(data_dir: &Path, cfg: &EmbeddedConfig) -> Result<ChildServer
     let child = spawn_logged(cmd, &log, "nats-server")?;
     let mut server = ChildServer {
         name: "nats-server",
+        stop_signal: "INT",
         child,
         port: cfg.nats_port,
         pid_file,
@@ -336,6 +346,7 @@ async fn start_redis(data_dir: &Path, port: u16) -> Result<ChildServer> {
     let child = spawn_logged(cmd, &log, "redis-server")?;
     let mut server = ChildServer {
         name: "redis-server",
+        stop_signal: "TERM",
         child,
         port,
         pid_file,
@@ -959,6 +970,28 @@ fn prepare_data_dir(dir: &Path) -> Result<PathBuf> {
         .with_context(|| format!("resolving the data dir {}", dir.display()))
 }
 
+fn lock_data_dir(data_dir: &Path) -> Result<std::fs::File> {
+    let path = data_dir.join("weberei.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => bail!(
+            "another `weberei up` is running on the data dir {} (it holds {}): stop it first, \
+             or set WEBEREI_DATA_DIR to another dir",
+            data_dir.display(),
+            path.display()
+        ),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(e).with_context(|| format!("locking {}", path.display()))
+        }
+    }
+}
+
 /// Bind before starting, so a taken port gives a message that says what to do.
 fn ensure_port_free(port: u16, server: &str, port_var: &str, url_var: &str) -> Result<()> {
     match std::net::TcpListener::bind(("127.0.0.1", port)) {
@@ -1136,13 +1169,28 @@ mod tests {
     async fn servers_left_by_a_crash_are_stopped_before_the_next_start() -> Result<()> {
         let dir = tempfile::tempdir()?;
         let cfg = test_config(dir.path())?;
-        let (embedded, _) = Embedded::start(&cfg, ALL).await?;
-        // What a kill -9 of weberei leaves behind: every server still running, nobody to stop it.
+        let (mut embedded, _) = Embedded::start(&cfg, ALL).await?;
+        // What a kill -9 of weberei leaves behind: every server still running, nobody to stop
+        // it, and the data dir's lock released by the kernel.
+        drop(embedded.lock.take());
         std::mem::forget(embedded);
 
-        let (embedded, urls) = Embedded::start(&cfg, ALL).await?;
-        assert_all_answer(&cfg, &urls).await?;
-        embedded.stop().await?;
+        let restarted = async {
+            let (embedded, urls) = Embedded::start(&cfg, ALL).await?;
+            assert_all_answer(&cfg, &urls).await?;
+            embedded.stop().await
+        }
+        .await;
+        if restarted.is_err() {
+            // Don't leave the "crashed" servers running past the test's temporary dir.
+            stop_stale(&dir.path().join("nats.pid"), "nats-server").await?;
+            stop_stale(&dir.path().join("redis.pid"), "redis-server").await?;
+            let tools = find_pg_tools(&dir.path().join("pg"))?;
+            let mut pg_ctl = tools.command("pg_ctl");
+            pg_ctl.arg("stop").arg("-D").arg(dir.path().join("pg"));
+            let _ = pg_ctl.args(["-m", "immediate"]).output().await;
+        }
+        restarted?;
         assert_ports_free(&cfg);
         Ok(())
     }

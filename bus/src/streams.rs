@@ -170,14 +170,18 @@ impl Bus {
         Ok(())
     }
 
-    /// NATS answers and JetStream is enabled for our account.
+    /// NATS answers and JetStream serves the Ort's social stream.
     pub async fn ready(&self) -> Result<(), BusError> {
+        if self.inner.client.connection_state() != async_nats::connection::State::Connected {
+            return Err(BusError::Unavailable("not connected to NATS".into()));
+        }
+        let name = self.inner.cfg.ort.stream_name(StreamDomain::Social);
         self.inner
             .js
-            .query_account()
+            .get_stream(&name)
             .await
             .map(|_| ())
-            .map_err(|e| BusError::Unavailable(e.to_string()))
+            .map_err(|e| BusError::Unavailable(format!("stream {name}: {e}")))
     }
 
     /// Per-stream message counts, e.g. for the dead-letter gauge.

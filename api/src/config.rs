@@ -1,0 +1,36 @@
+use std::time::Duration;
+
+use h3o::Resolution;
+
+/// Settings of the API, read once at start by the binary.
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    /// Largest bounding box a client may ask for, in square degrees.
+    pub max_bbox_area_deg2: f64,
+    /// How often viewport subscribers get their batched diff (DESIGN.md §5: 1.5 s).
+    pub ws_tick: Duration,
+    /// Fine H3 resolution of Knoten cells.
+    pub fine_res: Resolution,
+    /// How long a Knoten lives before it decays unless taken up.
+    pub knoten_ttl: chrono::Duration,
+    /// Salt for ip/ua hashes (never store raw values).
+    pub hash_salt: String,
+    /// Largest request body in bytes.
+    pub max_body_bytes: usize,
+    /// Most items one connection page may return.
+    pub max_page_size: usize,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self {
+            max_bbox_area_deg2: 25.0,
+            ws_tick: Duration::from_millis(1500),
+            fine_res: domain::geo::FINE_RES,
+            knoten_ttl: chrono::Duration::days(domain::knoten::DEFAULT_TTL_DAYS),
+            hash_salt: String::new(),
+            max_body_bytes: 256 * 1024,
+            max_page_size: 500,
+        }
+    }
+}

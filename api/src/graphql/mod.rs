@@ -1,0 +1,129 @@
+//! The schema: one module per feature, roots merged. Resolvers stay thin: they take input,
+//! call `bus` or a query, and map the result to the contract types defined here.
+
+mod knoten;
+mod scalars;
+mod viewport;
+
+use std::sync::Arc;
+
+use async_graphql::{MergedObject, MergedSubscription, Schema};
+use bus::Bus;
+use domain::events::EventRejected;
+use domain::{Actor, Meta};
+use sea_orm::DatabaseConnection;
+use tracing::warn;
+use uuid::Uuid;
+
+use crate::config::ApiConfig;
+use crate::live::LiveHub;
+
+pub use knoten::KnotenNode;
+pub use scalars::U64;
+
+#[derive(MergedObject, Default)]
+pub struct QueryRoot(knoten::KnotenQuery);
+
+#[derive(MergedObject, Default)]
+pub struct MutationRoot(knoten::KnotenMutation);
+
+#[derive(MergedSubscription, Default)]
+pub struct SubscriptionRoot(viewport::ViewportSubscription);
+
+pub type AppSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
+
+/// What resolvers reach through the context.
+#[derive(Clone)]
+pub(crate) struct Deps {
+    pub bus: Bus,
+    pub db: DatabaseConnection,
+    pub hub: LiveHub,
+    pub config: Arc<ApiConfig>,
+}
+
+/// Salted hashes of the caller's address and user agent (never the raw values).
+#[derive(Debug, Clone, Default)]
+pub struct ClientInfo {
+    pub ip_hash: Option<String>,
+    pub ua_hash: Option<String>,
+}
+
+impl ClientInfo {
+    pub fn new(salt: &str, ip: Option<&str>, ua: Option<&str>) -> Self {
+        let hash = |v: &str| {
+            use sha2::{Digest, Sha256};
+            hex::encode(Sha256::digest(format!("{salt}\u{0}{v}").as_bytes()))
+        };
+        Self {
+            ip_hash: ip.map(hash),
+            ua_hash: ua.map(hash),
+        }
+    }
+}
+
+fn builder(
+    bus: Option<Bus>,
+    db: Option<DatabaseConnection>,
+    hub: Option<LiveHub>,
+    config: Arc<ApiConfig>,
+) -> async_graphql::SchemaBuilder<QueryRoot, MutationRoot, SubscriptionRoot> {
+    let mut b = Schema::build(
+        QueryRoot::default(),
+        MutationRoot::default(),
+        SubscriptionRoot::default(),
+    )
+    .extension(crate::error::ErrorCodes)
+    .limit_depth(12)
+    .limit_complexity(1_000)
+    .limit_recursive_depth(32);
+    if let (Some(bus), Some(db), Some(hub)) = (bus, db, hub) {
+        b = b.data(bus.clone()).data(Deps {
+            bus,
+            db,
+            hub,
+            config,
+        });
+    }
+    b
+}
+
+/// The schema with its dependencies.
+pub fn schema(bus: Bus, db: DatabaseConnection, hub: LiveHub, config: Arc<ApiConfig>) -> AppSchema {
+    builder(Some(bus), Some(db), Some(hub), config).finish()
+}
+
+/// The SDL of the schema, as committed in `schema.graphql`.
+pub fn schema_sdl() -> String {
+    builder(None, None, None, Arc::new(ApiConfig::default()))
+        .finish()
+        .sdl()
+}
+
+/// Record a refused command on the rejected subject; failures to record are logged, never
+/// shown to the caller (the refusal itself is what they need to see).
+pub(crate) async fn record_rejection(
+    bus: &Bus,
+    client: Option<&ClientInfo>,
+    command: &str,
+    code: &str,
+    reason: &str,
+    field: Option<String>,
+    aggregate_id: Option<Uuid>,
+) {
+    let rejected = EventRejected {
+        command: command.to_owned(),
+        code: code.to_owned(),
+        reason: reason.to_owned(),
+        field,
+        aggregate_id,
+    };
+    let meta = Meta {
+        actor: Actor::System,
+        ip_hash: client.and_then(|c| c.ip_hash.clone()),
+        ua_hash: client.and_then(|c| c.ua_hash.clone()),
+        msg_id: format!("rejected:{}", ulid::Ulid::new()),
+    };
+    if let Err(e) = bus.publish_rejected(&rejected, meta).await {
+        warn!(error = %e, command, "could not record EventRejected");
+    }
+}

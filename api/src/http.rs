@@ -1,0 +1,121 @@
+//! The HTTP surface: `/graphql` (POST; WebSocket at `/graphql/ws`), `/graphiql`,
+//! `/health/live`, `/health/ready`, `/metrics`.
+
+use std::net::SocketAddr;
+
+use async_graphql::http::GraphiQLSource;
+use async_graphql_axum::{GraphQLRequest, GraphQLResponse, GraphQLSubscription};
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Json, Router};
+use domain::StreamDomain;
+use sea_orm::ConnectionTrait;
+use serde_json::json;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::graphql::ClientInfo;
+use crate::state::AppState;
+
+/// The whole HTTP application. Serve it with `into_make_service_with_connect_info::<SocketAddr>()`
+/// so that client addresses can be hashed.
+pub fn app(state: AppState) -> Router {
+    let ws = GraphQLSubscription::new(state.schema.clone());
+    Router::new()
+        .route("/", get(|| async { Redirect::temporary("/graphiql") }))
+        .route("/graphql", post(graphql))
+        .route_service("/graphql/ws", ws)
+        .route("/graphiql", get(graphiql))
+        .route("/health/live", get(|| async { "ok" }))
+        .route("/health/ready", get(ready))
+        .route("/metrics", get(metrics))
+        .layer(RequestBodyLimitLayer::new(state.config.max_body_bytes))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+async fn graphql(
+    State(state): State<AppState>,
+    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
+    req: GraphQLRequest,
+) -> GraphQLResponse {
+    let ip = connect.map(|c| c.0.0.ip().to_string());
+    let ua = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok());
+    let client = ClientInfo::new(&state.config.hash_salt, ip.as_deref(), ua);
+    state
+        .schema
+        .execute(req.into_inner().data(client))
+        .await
+        .into()
+}
+
+async fn graphiql() -> Html<String> {
+    Html(
+        GraphiQLSource::build()
+            .endpoint("/graphql")
+            .subscription_endpoint("/graphql/ws")
+            .title("Weberei GraphiQL")
+            .finish(),
+    )
+}
+
+async fn ready(State(state): State<AppState>) -> Response {
+    let postgres = state
+        .db
+        .execute_unprepared("SELECT 1")
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string());
+    let nats = state.bus.ready().await.map_err(|e| e.to_string());
+    let redis = match state.bus.fallback() {
+        Some(fb) => fb.ready().await.map_err(|e| e.to_string()),
+        None => Err("not configured".to_owned()),
+    };
+    let all_ok = postgres.is_ok() && nats.is_ok() && redis.is_ok();
+    let show = |r: &Result<(), String>| match r {
+        Ok(()) => "ok".to_owned(),
+        Err(e) => e.clone(),
+    };
+    let body = json!({
+        "status": if all_ok { "ok" } else { "unavailable" },
+        "postgres": show(&postgres),
+        "nats": show(&nats),
+        "redis": show(&redis),
+    });
+    let status = if all_ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(body)).into_response()
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    let Some(handle) = &state.metrics else {
+        return (StatusCode::NOT_FOUND, "metrics are not enabled").into_response();
+    };
+    // Gauges read from the source at scrape time.
+    let dead_subject = state.bus.config().ort.dead_subject();
+    if let Ok(n) = state
+        .bus
+        .subject_messages(StreamDomain::Dlq, &dead_subject)
+        .await
+    {
+        metrics::gauge!("wg_dlq_dead_messages").set(n as f64);
+    }
+    if let Some(fb) = state.bus.fallback()
+        && let Ok(n) = fb.pending().await
+    {
+        metrics::gauge!("wg_fallback_pending").set(n as f64);
+    }
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        handle.render(),
+    )
+        .into_response()
+}

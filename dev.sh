@@ -1,0 +1,301 @@
+#!/usr/bin/env bash
+# Weberei's two commands for a fresh Debian machine (README.md, "Start"):
+#
+#   ./dev.sh up [ARGS]   install what is missing, build, and run `weberei up ARGS`
+#                        (nats-server, PostgreSQL + PostGIS and redis-server embedded, data in ./data)
+#   ./dev.sh test        install what is missing, make sure the test services answer on their
+#                        standard ports, then run every check: fmt, clippy, all tests
+#
+# Both skip apt entirely when everything is already installed, so a second run needs no network.
+# Uses sudo only when not run as root.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+# Debian keeps nats-server, pg_ctlcluster and start-stop-daemon in sbin, off a user's PATH.
+export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
+
+log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+die() {
+	printf '\033[1;31mdev.sh: %s\033[0m\n' "$*" >&2
+	exit 1
+}
+have() { command -v "$1" >/dev/null 2>&1; }
+
+as_root() {
+	if [ "$(id -u)" -eq 0 ]; then
+		"$@"
+	elif have sudo; then
+		sudo "$@"
+	else
+		die "need root for: $*; run as root or install sudo"
+	fi
+}
+
+# ------------------------------------------------------------------------------------------------
+# Installation
+
+# The major version of the installed PostgreSQL server, or nothing.
+installed_pg_version() {
+	local dir best=""
+	for dir in /usr/lib/postgresql/*/bin; do
+		[ -x "$dir/initdb" ] || continue
+		dir=${dir%/bin}
+		dir=${dir##*/}
+		if [ -z "$best" ] || [ "$dir" -gt "$best" ]; then best=$dir; fi
+	done
+	printf '%s' "$best"
+}
+
+APT_UPDATED=0
+apt_update() {
+	if [ "$APT_UPDATED" -eq 0 ]; then
+		log "apt-get update"
+		as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q
+		APT_UPDATED=1
+	fi
+}
+
+ensure_system_packages() {
+	local pkgs=() pg_version need_postgis=0
+	{ have cc && have make; } || pkgs+=(build-essential)
+	have pkg-config || pkgs+=(pkg-config)
+	have curl || pkgs+=(curl)
+	[ -e /etc/ssl/certs/ca-certificates.crt ] || pkgs+=(ca-certificates)
+	have nats-server || pkgs+=(nats-server)
+	have redis-server || pkgs+=(redis-server)
+	pg_version=$(installed_pg_version)
+	if [ -z "$pg_version" ]; then
+		pkgs+=(postgresql)
+		need_postgis=1
+	elif [ ! -e "/usr/share/postgresql/$pg_version/extension/postgis.control" ]; then
+		need_postgis=1
+	fi
+	if [ "${#pkgs[@]}" -eq 0 ] && [ "$need_postgis" -eq 0 ]; then
+		return
+	fi
+
+	have apt-get || die "missing ${pkgs[*]} (and PostGIS) and no apt-get: install them by hand"
+	apt_update
+	if [ "$need_postgis" -eq 1 ]; then
+		if [ -z "$pg_version" ]; then
+			# The `postgresql` metapackage depends on the distribution's version: 15 on Debian 12.
+			pg_version=$(apt-cache depends postgresql 2>/dev/null |
+				sed -n 's/^ *Depends: postgresql-\([0-9][0-9]*\)$/\1/p' | head -n 1)
+			[ -n "$pg_version" ] || die "cannot tell which PostgreSQL version apt would install"
+		fi
+		pkgs+=("postgresql-$pg_version-postgis-3")
+	fi
+	log "installing ${pkgs[*]}"
+	as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${pkgs[@]}"
+}
+
+ensure_rust() {
+	if ! have cargo && [ -x "$HOME/.cargo/bin/cargo" ]; then
+		export PATH="$HOME/.cargo/bin:$PATH"
+	fi
+	if ! have cargo; then
+		log "installing Rust (rustup, stable)"
+		curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs |
+			sh -s -- -y --profile minimal --component clippy --component rustfmt
+		export PATH="$HOME/.cargo/bin:$PATH"
+	fi
+	# The workspace's rust-version: an older toolchain fails with a less helpful message.
+	local want have_version
+	want=$(sed -n 's/^rust-version *= *"\([0-9.]*\)".*/\1/p' Cargo.toml | head -n 1)
+	have_version=$(cargo --version | awk '{print $2}')
+	if [ -n "$want" ] && ! version_at_least "$have_version" "$want"; then
+		if have rustup; then
+			log "Rust $have_version is older than $want: rustup update stable"
+			rustup update stable
+		else
+			die "Rust $have_version is older than the required $want"
+		fi
+	fi
+}
+
+ensure_rust_components() {
+	if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
+		have rustup || die "cargo fmt / cargo clippy are missing and there is no rustup"
+		rustup component add rustfmt clippy
+	fi
+}
+
+# version_at_least 1.95.0 1.90 → true
+version_at_least() {
+	[ "$(printf '%s\n%s\n' "$2" "$1" | sort -V | head -n 1)" = "$2" ]
+}
+
+# ------------------------------------------------------------------------------------------------
+# The services the tests use, on this machine's standard ports
+
+PG_PORT=5432
+PG_CLUSTER=main
+REDIS_PORT=6379
+NATS_PORT=4222
+NATS_STORE=/var/lib/nats-server
+
+port_open() { timeout 3 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1" 2>/dev/null; }
+
+pg_ok() {
+	PGCONNECT_TIMEOUT=3 psql -X -w -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres \
+		-Atqc 'select 1' </dev/null >/dev/null 2>&1
+}
+
+redis_ok() {
+	timeout 3 bash -c "exec 3<>/dev/tcp/127.0.0.1/$REDIS_PORT && printf 'PING\r\n' >&3 &&
+		IFS= read -r -t 2 line <&3 && printf '%s' \"\$line\"" 2>/dev/null | grep -q PONG
+}
+
+# nats-server greets with INFO {...}; with JetStream on it says "jetstream":true.
+nats_ok() {
+	timeout 3 bash -c "exec 3<>/dev/tcp/127.0.0.1/$NATS_PORT &&
+		IFS= read -r -t 2 line <&3 && printf '%s' \"\$line\"" 2>/dev/null | grep -q '"jetstream":true'
+}
+
+# wait_for SECONDS COMMAND...: poll until COMMAND succeeds.
+wait_for() {
+	local deadline=$((SECONDS + $1))
+	shift
+	until "$@"; do
+		[ "$SECONDS" -lt "$deadline" ] || return 1
+		sleep 0.3
+	done
+}
+
+# The Debian cluster (version and name) that listens on $PG_PORT, as "15 main".
+pg_cluster_on_port() {
+	pg_lsclusters -h 2>/dev/null | awk -v port="$PG_PORT" '$3 == port { print $1, $2; exit }'
+}
+
+ensure_postgres() {
+	pg_ok && return
+	have pg_ctlcluster || die "PostgreSQL does not answer on 127.0.0.1:$PG_PORT and there is no \
+pg_ctlcluster (postgresql-common) to start it: start it yourself (user postgres, trust auth)"
+	local version name cluster
+	if ! port_open "$PG_PORT"; then
+		cluster=$(pg_cluster_on_port)
+		if [ -z "$cluster" ]; then
+			version=$(installed_pg_version)
+			if ! pg_lsclusters -h 2>/dev/null | awk '{print $1, $2}' | grep -qx "$version $PG_CLUSTER"; then
+				log "creating the PostgreSQL $version cluster $PG_CLUSTER"
+				as_root pg_createcluster --port "$PG_PORT" "$version" "$PG_CLUSTER"
+			fi
+			cluster="$version $PG_CLUSTER"
+		fi
+		read -r version name <<<"$cluster"
+		log "starting PostgreSQL $version/$name on port $PG_PORT"
+		as_root pg_ctlcluster --skip-systemctl-redirect "$version" "$name" start
+		wait_for 30 port_open "$PG_PORT" || die "PostgreSQL $version/$name did not start on port \
+$PG_PORT: see /var/log/postgresql/postgresql-$version-$name.log"
+	fi
+	if ! wait_for 5 pg_ok; then
+		# A fresh Debian cluster asks for a password (scram/md5) on TCP; the tests connect as
+		# postgres without one, from this machine only.
+		cluster=$(pg_cluster_on_port)
+		[ -n "$cluster" ] || die "something on port $PG_PORT refuses psql -h 127.0.0.1 -U postgres"
+		read -r version name <<<"$cluster"
+		local hba="/etc/postgresql/$version/$name/pg_hba.conf"
+		log "allowing trust auth for postgres from 127.0.0.1 in $hba"
+		as_root sed -i '1i host all postgres 127.0.0.1/32 trust' "$hba"
+		as_root pg_ctlcluster --skip-systemctl-redirect "$version" "$name" reload
+		wait_for 10 pg_ok || die "psql -h 127.0.0.1 -U postgres still fails after editing $hba"
+	fi
+}
+
+ensure_redis() {
+	redis_ok && return
+	port_open "$REDIS_PORT" && die "something on port $REDIS_PORT does not answer Redis PING"
+	log "starting redis-server on port $REDIS_PORT"
+	redis-server --daemonize yes --bind 127.0.0.1 --port "$REDIS_PORT" --save "" --appendonly no \
+		--dir "${TMPDIR:-/tmp}" >/dev/null
+	wait_for 15 redis_ok || die "redis-server did not answer on port $REDIS_PORT"
+}
+
+ensure_nats() {
+	nats_ok && return
+	port_open "$NATS_PORT" && die "a server on port $NATS_PORT is not NATS with JetStream \
+(nats-server needs -js)"
+	log "starting nats-server (JetStream) on port $NATS_PORT, store $NATS_STORE"
+	as_root mkdir -p "$NATS_STORE"
+	# The pid file keeps start-stop-daemon from taking any other nats-server (say, the one of a
+	# running `./dev.sh up`) for this one.
+	as_root start-stop-daemon --start --oknodo --background \
+		--make-pidfile --pidfile "$NATS_STORE/nats-server.pid" --exec "$(command -v nats-server)" -- \
+		-a 127.0.0.1 -p "$NATS_PORT" -js -sd "$NATS_STORE"
+	wait_for 15 nats_ok || die "nats-server did not answer with JetStream on port $NATS_PORT"
+}
+
+ensure_test_services() {
+	ensure_postgres
+	ensure_redis
+	ensure_nats
+	log "services up: PostgreSQL :$PG_PORT, Redis :$REDIS_PORT, NATS JetStream :$NATS_PORT"
+}
+
+# ------------------------------------------------------------------------------------------------
+# Commands
+
+cmd_up() {
+	ensure_system_packages
+	ensure_rust
+	log "cargo build --release --bin weberei (the first build takes several minutes)"
+	local start=$SECONDS
+	cargo build --release --bin weberei
+	log "built in $((SECONDS - start)) s"
+	exec "${CARGO_TARGET_DIR:-target}/release/weberei" up "$@"
+}
+
+FAILED=()
+step() {
+	log "$*"
+	if ! "$@"; then FAILED+=("$*"); fi
+}
+
+cmd_test() {
+	ensure_system_packages
+	ensure_rust
+	ensure_rust_components
+	ensure_test_services
+
+	export TEST_DATABASE_URL="postgres://postgres@127.0.0.1:$PG_PORT/postgres"
+	export TEST_NATS_URL="nats://127.0.0.1:$NATS_PORT"
+	export TEST_REDIS_URL="redis://127.0.0.1:$REDIS_PORT"
+
+	local start=$SECONDS
+	step cargo fmt --all -- --check
+	step cargo clippy --workspace --all-targets -- -D warnings
+	if cargo nextest --version >/dev/null 2>&1; then
+		step cargo nextest run --workspace --no-fail-fast
+		step cargo test --doc --workspace
+	else
+		step cargo test --workspace --no-fail-fast
+	fi
+	# Later steps hook in here: the TypeScript client and web/ tests (npm ci && npm test), the
+	# browser tests against `weberei up` (chromium), and the schema.graphql / client drift checks.
+
+	if [ "${#FAILED[@]}" -gt 0 ]; then
+		printf '\033[1;31mFAILED after %d s:\033[0m\n' "$((SECONDS - start))" >&2
+		printf '  %s\n' "${FAILED[@]}" >&2
+		exit 1
+	fi
+	log "all checks passed in $((SECONDS - start)) s"
+}
+
+case "${1:-}" in
+up)
+	shift
+	cmd_up "$@"
+	;;
+test)
+	shift
+	[ "$#" -eq 0 ] || die "test takes no arguments"
+	cmd_test
+	;;
+*)
+	cat >&2 <<'EOF'
+usage: ./dev.sh up [ARGS]   install what is missing, build, run `weberei up` (data in ./data)
+       ./dev.sh test        install what is missing, start the test services, run every check
+EOF
+	exit 2
+	;;
+esac
