@@ -179,10 +179,10 @@ async fn up(s: Settings) -> Result<()> {
         .await
     }
     .await;
-    if let Some(servers) = servers {
-        if let Err(e) = servers.stop().await {
-            warn!(error = %e, "stopping the embedded servers");
-        }
+    if let Some(servers) = servers
+        && let Err(e) = servers.stop().await
+    {
+        warn!(error = %e, "stopping the embedded servers");
     }
     result
 }

@@ -57,17 +57,14 @@ impl ProjectionWorker {
 
     /// Consume every projected stream until `shutdown` turns true.
     pub async fn run(self, shutdown: watch::Receiver<bool>) {
-        let mut tasks = Vec::new();
+        // A JoinSet aborts its tasks when dropped, so aborting `run` stops every consumer.
+        let mut tasks = tokio::task::JoinSet::new();
         for domain in StreamDomain::PROJECTED {
             let worker = self.clone();
             let shutdown = shutdown.clone();
-            tasks.push(tokio::spawn(async move {
-                worker.run_stream(domain, shutdown).await
-            }));
+            tasks.spawn(async move { worker.run_stream(domain, shutdown).await });
         }
-        for t in tasks {
-            let _ = t.await;
-        }
+        while tasks.join_next().await.is_some() {}
     }
 
     async fn consumer(
