@@ -1,6 +1,7 @@
 //! The `weberei` binary: subcommands only. Every role of the platform is one subcommand of the
 //! same binary (`up` runs them all in one process); the libraries do the work.
 
+mod demo;
 mod embedded;
 mod settings;
 mod verify;
@@ -55,6 +56,8 @@ enum Command {
     },
     /// Re-check every hash chain in the archive; exits non-zero on any break.
     Verify,
+    /// Seed the demo town (idempotent; `up` does it at every start unless WEBEREI_DEMO=false).
+    Demo,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -101,6 +104,15 @@ async fn run(cli: Cli) -> Result<()> {
             verify::run(&db).await
         }
         Command::Up => up(s).await,
+        Command::Demo => {
+            let urls = s.explicit_urls()?;
+            let ort = s.ort()?;
+            let bus = bus::Bus::connect(&urls.nats, s.bus_config(ort), None).await?;
+            bus.ensure_streams().await?;
+            let created = demo::seed(&bus).await?;
+            println!("demo town: {created} Knoten created");
+            Ok(())
+        }
         Command::Api => {
             let urls = s.explicit_urls()?;
             serve(
@@ -236,6 +248,13 @@ async fn serve(s: Settings, urls: Urls, roles: Roles) -> Result<()> {
         Err(e) => return Err(e).with_context(|| format!("binding {addr}")),
     };
     let bound = listener.local_addr()?;
+    if s.demo && roles.projection && roles.api {
+        match demo::seed(&bus).await {
+            Ok(0) => {}
+            Ok(n) => info!(created = n, "demo town seeded"),
+            Err(e) => warn!(error = %e, "could not seed the demo town"),
+        }
+    }
     let router = if roles.api {
         let hub = api::LiveHub::spawn(bus.clone(), stop_rx.clone());
         let state = api::AppState::new(bus.clone(), db.clone(), hub, s.api_config(), Some(metrics));

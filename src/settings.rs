@@ -83,6 +83,9 @@ pub struct Settings {
         global = true
     )]
     pub ws_tick_ms: u64,
+    /// Seed the demo town at `weberei up` (idempotent).
+    #[arg(long, env = "WEBEREI_DEMO", default_value_t = true, action = clap::ArgAction::Set, global = true)]
+    pub demo: bool,
     /// Largest viewport / query box in square degrees.
     #[arg(
         long,

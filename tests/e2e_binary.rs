@@ -61,6 +61,7 @@ impl Weberei {
             .env("DATABASE_URL", &db.url)
             .env("REDIS_URL", testkit::redis_url())
             .env("WEBEREI_ORT", &ort)
+            .env("WEBEREI_DEMO", "false")
             .env("WEBEREI_HTTP_ADDR", &addr)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

@@ -133,6 +133,29 @@ impl Up {
         }
     }
 
+    /// How many Knoten the demo town shows around Weimar (projected asynchronously).
+    async fn demo_knoten(&self) -> Result<usize> {
+        let client = reqwest::Client::new();
+        let query = r#"{ knoten(bbox: {west: 11.2, south: 50.9, east: 11.4, north: 51.0}) { edges { node { id } } } }"#;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let body: serde_json::Value = client
+                .post(format!("{}/graphql", self.url))
+                .json(&serde_json::json!({ "query": query }))
+                .send()
+                .await?
+                .json()
+                .await?;
+            let n = body["data"]["knoten"]["edges"]
+                .as_array()
+                .map_or(0, Vec::len);
+            if n >= 8 || Instant::now() > deadline {
+                return Ok(n);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// SIGTERM, as systemd or `docker stop` sends it; Ctrl-C takes the same path.
     async fn stop(mut self) -> Result<()> {
         let mut child = self.child.take().context("already stopped")?;
@@ -193,6 +216,7 @@ async fn weberei_up_runs_its_own_servers_stops_them_on_sigterm_and_starts_again(
         "first start (initdb, migrations) ready after {:?}",
         started.elapsed()
     );
+    assert_eq!(up.demo_knoten().await?, 8, "the demo town is on the map");
     let stopping = Instant::now();
     up.stop().await?;
     println!("stopped after {:?}", stopping.elapsed());
