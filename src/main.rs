@@ -56,6 +56,9 @@ enum Command {
     },
     /// Re-check every hash chain in the archive; exits non-zero on any break.
     Verify,
+    /// Throw away all projections and apply the whole events archive again (stop the
+    /// projection workers first).
+    Rebuild,
     /// Seed the demo town (idempotent; `up` does it at every start unless WEBEREI_DEMO=false).
     Demo,
 }
@@ -104,6 +107,16 @@ async fn run(cli: Cli) -> Result<()> {
             verify::run(&db).await
         }
         Command::Up => up(s).await,
+        Command::Rebuild => {
+            let db = connect_db(s.require_database_url()?).await?;
+            let started = std::time::Instant::now();
+            let applied = workers::Projector::new(db).rebuild_from_archive().await?;
+            println!(
+                "rebuilt projections from {applied} archived events in {:.1} s",
+                started.elapsed().as_secs_f64()
+            );
+            Ok(())
+        }
         Command::Demo => {
             let urls = s.explicit_urls()?;
             let ort = s.ort()?;

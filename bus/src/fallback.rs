@@ -220,6 +220,7 @@ impl Bus {
                         // Someone wrote to this aggregate while the event waited: it cannot join
                         // the chain as it is. Keep it, visibly, as a dead letter.
                         warn!(msg_id = %entry.msg_id, "fallback event conflicts with its chain; dead-lettered");
+                        metrics::counter!("wg_dead_letters_total", "reason" => "conflict_after_fallback").increment(1);
                         let dead = DlqEvent {
                             reason: "conflict_after_fallback".into(),
                             detail:

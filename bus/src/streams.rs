@@ -116,7 +116,9 @@ impl Bus {
             storage: StorageType::File,
             num_replicas: cfg.replicas,
             duplicate_window: cfg.duplicate_window,
-            discard: DiscardPolicy::Old,
+            // A full stream refuses new events (they go to the Redis fallback and show up in
+            // wg_fallback_pending) instead of silently dropping old, maybe unprojected ones.
+            discard: DiscardPolicy::New,
             description: Some(format!("Weberei {} events of {}", domain.as_str(), cfg.ort)),
             ..Default::default()
         }
@@ -466,6 +468,7 @@ fn needs_update(current: &stream::Config, wanted: &stream::Config) -> bool {
         || current.max_bytes != wanted.max_bytes
         || current.num_replicas != wanted.num_replicas
         || current.duplicate_window != wanted.duplicate_window
+        || current.discard != wanted.discard
 }
 
 /// Parse and hash a stored message. The hash covers the JSON as stored.

@@ -106,6 +106,11 @@ async fn streams_are_created_with_the_seed_policies_and_setup_is_idempotent() {
         assert_eq!(c.duplicate_window, Duration::from_secs(120));
         assert_eq!(c.storage, async_nats::jetstream::stream::StorageType::File);
         assert_eq!(c.num_replicas, 1);
+        assert_eq!(
+            c.discard,
+            async_nats::jetstream::stream::DiscardPolicy::New,
+            "a full stream never drops events"
+        );
     }
     bus.delete_streams().await.unwrap();
 }
