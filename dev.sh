@@ -264,11 +264,16 @@ cmd_test() {
 	local start=$SECONDS
 	step cargo fmt --all -- --check
 	step cargo clippy --workspace --all-targets -- -D warnings
+	# Streams and databases that crashed test runs left on the shared services.
+	step cargo run --quiet -p testkit --bin testkit-cleanup
 	if cargo nextest --version >/dev/null 2>&1; then
 		step cargo nextest run --workspace --no-fail-fast
 		step cargo test --doc --workspace
 	else
 		step cargo test --workspace --no-fail-fast
+	fi
+	if have python3; then
+		step python3 domain/tests/vectors/check.py domain/tests/vectors/chain-vectors.json
 	fi
 	# Later steps hook in here: the TypeScript client and web/ tests (npm ci && npm test), the
 	# browser tests against `weberei up` (chromium), and the schema.graphql / client drift checks.
