@@ -1,5 +1,5 @@
 //! The Redis Streams fallback (DESIGN.md §3 "Fallback"): while JetStream does not answer,
-//! events are appended to one Redis stream per Ort after `SET dedupe:<msg_id> NX EX 120`, and a
+//! events are appended to one Redis stream per Ort after `SET dedupe:<ort>:<msg_id> NX EX 120`, and a
 //! drain re-publishes them to JetStream in order with their original msg ids.
 
 use std::sync::Arc;
@@ -33,6 +33,9 @@ pub struct FallbackEntry {
 pub struct Fallback {
     redis: ConnectionManager,
     key: String,
+    /// `dedupe:<ort>:`: msg ids are unique per Ort (JetStream dedups per stream), so the
+    /// Redis dedup keys are scoped the same way.
+    dedupe_prefix: String,
     active: Arc<AtomicBool>,
     /// Held while deciding "fallback or JetStream" and while the drain decides it is done,
     /// so that no event slips past events still waiting in Redis.
@@ -47,6 +50,7 @@ impl Fallback {
         let fb = Self {
             redis,
             key,
+            dedupe_prefix: format!("dedupe:{}:", ort.as_str()),
             active: Arc::new(AtomicBool::new(false)),
             order: Arc::new(Mutex::new(())),
         };
@@ -123,7 +127,7 @@ impl Fallback {
     ) -> Result<Appended, BusError> {
         let mut conn = self.redis.clone();
         let fresh: Option<String> = redis::cmd("SET")
-            .arg(format!("dedupe:{msg_id}"))
+            .arg(format!("{}{msg_id}", self.dedupe_prefix))
             .arg(1)
             .arg("NX")
             .arg("EX")

@@ -8,7 +8,9 @@ use sea_orm::{ConnectionTrait, Database, DbBackend, Statement};
 
 #[tokio::main]
 async fn main() {
-    let client = async_nats::connect(testkit::nats_url()).await.expect("NATS for tests");
+    let client = async_nats::connect(testkit::nats_url())
+        .await
+        .expect("NATS for tests");
     let js = async_nats::jetstream::new(client);
     let mut names = js.stream_names();
     let mut stale = Vec::new();
@@ -20,7 +22,9 @@ async fn main() {
     for name in &stale {
         let _ = js.delete_stream(name).await;
     }
-    let db = Database::connect(testkit::admin_url()).await.expect("PostgreSQL for tests");
+    let db = Database::connect(testkit::admin_url())
+        .await
+        .expect("PostgreSQL for tests");
     let rows = db
         .query_all(Statement::from_string(
             DbBackend::Postgres,
@@ -39,11 +43,21 @@ async fn main() {
             dropped += 1;
         }
     }
-    println!("testkit-cleanup: removed {} test streams and {dropped} test databases", stale.len());
+    println!(
+        "testkit-cleanup: removed {} test streams and {dropped} test databases",
+        stale.len()
+    );
 }
 
 fn is_test_stream(name: &str) -> bool {
-    let Some(rest) = name.strip_prefix("wg_t") else { return false };
-    let Some((ort_tail, _domain)) = rest.split_once('_') else { return false };
-    ort_tail.len() == 10 && ort_tail.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+    let Some(rest) = name.strip_prefix("wg_t") else {
+        return false;
+    };
+    let Some((ort_tail, _domain)) = rest.split_once('_') else {
+        return false;
+    };
+    ort_tail.len() == 10
+        && ort_tail
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
 }
