@@ -19,6 +19,25 @@ pub struct ApiConfig {
     pub max_body_bytes: usize,
     /// Most items one connection page may return.
     pub max_page_size: usize,
+    /// Feature flags (DESIGN.md §9).
+    pub flags: Flags,
+}
+
+/// Feature flags with the defaults of DESIGN.md §9.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Flags {
+    pub search: bool,
+    pub tour: bool,
+    pub timeline_delta: bool,
+    pub push: bool,
+    pub transitive_delegation: bool,
+    pub stripe: bool,
+}
+
+impl Default for Flags {
+    fn default() -> Self {
+        Self { search: true, tour: false, timeline_delta: false, push: false, transitive_delegation: false, stripe: false }
+    }
 }
 
 impl Default for ApiConfig {
@@ -31,6 +50,7 @@ impl Default for ApiConfig {
             hash_salt: String::new(),
             max_body_bytes: 256 * 1024,
             max_page_size: 500,
+            flags: Flags::default(),
         }
     }
 }

@@ -4,7 +4,9 @@
 use std::net::SocketAddr;
 
 use async_graphql::http::GraphiQLSource;
-use async_graphql_axum::{GraphQLRequest, GraphQLResponse, GraphQLSubscription};
+use async_graphql::http::ALL_WEBSOCKET_PROTOCOLS;
+use async_graphql_axum::{GraphQLProtocol, GraphQLRequest, GraphQLResponse, GraphQLWebSocket};
+use axum::extract::WebSocketUpgrade;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
@@ -16,17 +18,18 @@ use serde_json::json;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::trace::TraceLayer;
 
+use crate::auth;
+use crate::error::ApiError;
 use crate::graphql::ClientInfo;
 use crate::state::AppState;
 
 /// The whole HTTP application. Serve it with `into_make_service_with_connect_info::<SocketAddr>()`
 /// so that client addresses can be hashed.
 pub fn app(state: AppState) -> Router {
-    let ws = GraphQLSubscription::new(state.schema.clone());
     Router::new()
         .route("/", get(|| async { Redirect::temporary("/graphiql") }))
         .route("/graphql", post(graphql))
-        .route_service("/graphql/ws", ws)
+        .route("/graphql/ws", get(graphql_ws))
         .route("/graphiql", get(graphiql))
         .route("/health/live", get(|| async { "ok" }))
         .route("/health/ready", get(ready))
@@ -47,11 +50,54 @@ async fn graphql(
         .get(header::USER_AGENT)
         .and_then(|v| v.to_str().ok());
     let client = ClientInfo::new(&state.config.hash_salt, ip.as_deref(), ua);
-    state
-        .schema
-        .execute(req.into_inner().data(client))
-        .await
-        .into()
+    let mut req = req.into_inner().data(client);
+    let auth = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    if let Some(token) = auth::bearer(auth) {
+        match auth::authenticate(&state.db, token).await {
+            Ok(Ok(caller)) => req = req.data(caller),
+            Ok(Err(invalid)) => req = req.data(invalid),
+            Err(e) => {
+                let err = async_graphql::Error::from(ApiError::unavailable(e));
+                return async_graphql::Response::from_errors(vec![err.into_server_error(Default::default())]).into();
+            }
+        }
+    }
+    state.schema.execute(req).await.into()
+}
+
+/// GraphQL over WebSocket (graphql-transport-ws and graphql-ws). The session token comes in the
+/// `connection_init` payload; a wrong token refuses the connection.
+async fn graphql_ws(
+    State(state): State<AppState>,
+    protocol: GraphQLProtocol,
+    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let ip = connect.map(|c| c.0.0.ip().to_string());
+    let ua = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok());
+    let client = ClientInfo::new(&state.config.hash_salt, ip.as_deref(), ua);
+    upgrade.protocols(ALL_WEBSOCKET_PROTOCOLS).on_upgrade(move |stream| {
+        let db = state.db.clone();
+        GraphQLWebSocket::new(stream, state.schema.clone(), protocol)
+            .on_connection_init(move |payload| async move {
+                let mut data = async_graphql::Data::default();
+                data.insert(client);
+                if let Some(token) = auth::token_from_init(&payload) {
+                    match auth::authenticate(&db, &token).await {
+                        Ok(Ok(caller)) => data.insert(caller),
+                        Ok(Err(_)) => {
+                            return Err(async_graphql::Error::new(
+                                "the session token is unknown or revoked: log in again",
+                            ));
+                        }
+                        Err(e) => return Err(ApiError::unavailable(e).into()),
+                    }
+                }
+                Ok(data)
+            })
+            .serve()
+    })
 }
 
 async fn graphiql() -> Html<String> {

@@ -7,6 +7,7 @@
 //! worker directly, and never let a SeaORM model or a domain type leak into the schema: the
 //! GraphQL types here are the contract.
 
+mod auth;
 mod config;
 mod error;
 mod graphql;
@@ -14,7 +15,7 @@ mod http;
 mod live;
 mod state;
 
-pub use config::ApiConfig;
+pub use config::{ApiConfig, Flags};
 pub use error::ApiError;
 pub use graphql::{AppSchema, schema, schema_sdl};
 pub use http::app;

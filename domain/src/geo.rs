@@ -8,6 +8,8 @@ use crate::error::DomainError;
 
 /// Default fine resolution of a Knoten's cell (DESIGN.md §4).
 pub const FINE_RES: Resolution = Resolution::Twelve;
+/// Resolution of a role's home cell: about 0.1 km², coarse on purpose (privacy by design).
+pub const HOME_RES: Resolution = Resolution::Nine;
 /// Default resolution of a Weberei (neighbourhood).
 pub const WEAVERY_RES: Resolution = Resolution::Seven;
 

@@ -1,4 +1,13 @@
-//! The Knoten aggregate: a node on the map (idea, event, resource).
+//! The Knoten aggregate: a node on the map (idea, event, resource) with its room (messages and
+//! the versioned design area), its decay and its yarn.
+//!
+//! Who may do what (decided here, DESIGN.md §4):
+//! - edit the design area: the creator, or a participant (a role with an active Faden to it);
+//!   never after the Knoten has faded; always against the current version (a stale version is a
+//!   conflict, never a silent overwrite). A yarn Knoten stays editable.
+//! - write in the room: any role, as long as the Knoten has not faded.
+//! - decay and yarn: the jobs worker; both are no-ops when they do not apply, so a timer may
+//!   fire twice or late without harm.
 
 use chrono::{DateTime, Duration, Utc};
 use h3o::Resolution;
@@ -6,10 +15,15 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::aggregate::{Aggregate, NewEvent};
-use crate::envelope::Envelope;
+use crate::envelope::{Actor, Envelope};
 use crate::error::DomainError;
-use crate::events::{EventType, KnotenGeknuepft, KnotenTyp};
+use crate::events::{
+    EventType, KnotenGeknuepft, KnotenGestaltet, KnotenTyp, KnotenVerfallen, KnotenVerzwirnt,
+    NachrichtGeschrieben,
+};
 use crate::geo::Point;
+use crate::privacy::{KEY_BYTES, NONCE_BYTES, seal};
+use crate::rules::{is_due, yarn_roles};
 
 /// Longest title, in characters.
 pub const TITLE_MAX_CHARS: usize = 200;
@@ -18,9 +32,13 @@ pub const CONTENT_MAX_BYTES: usize = 16 * 1024;
 /// What is not taken up fades after this long (DESIGN.md §4).
 pub const DEFAULT_TTL_DAYS: i64 = 7;
 
+/// Longest message in a room, in characters (after trimming).
+pub const MESSAGE_MAX_CHARS: usize = 4000;
+
 /// What is known about one Knoten from its events.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Knoten {
+    /// `None` until `KnotenGeknuepft`.
     pub created: Option<Created>,
 }
 
@@ -30,6 +48,14 @@ pub struct Created {
     pub typ: KnotenTyp,
     pub msg_id: String,
     pub expires_at: DateTime<Utc>,
+    /// The role that tied it (`meta.actor` of `KnotenGeknuepft`); `None` if the system did.
+    pub creator: Option<Uuid>,
+    /// Version of the design area: 0 after creation, +1 per `KnotenGestaltet`.
+    pub design_version: u32,
+    /// The design area as of `design_version`.
+    pub content: Value,
+    pub decayed: bool,
+    pub yarn: bool,
 }
 
 /// Tie a new Knoten. `now`, `ttl` and `fine_res` are facts from outside.
@@ -46,23 +72,79 @@ pub struct CreateKnoten {
     pub fine_res: Resolution,
 }
 
+/// Replace the design area. `expected_version` is the version the editor's change was based
+/// on. `editor_may_edit` is true if the editor is a participant (a role with an active Faden to
+/// this Knoten), which only the caller can look up; the creator may always edit.
+#[derive(Debug, Clone)]
+pub struct Gestalten {
+    pub expected_version: u32,
+    pub content: Value,
+    pub editor: Uuid,
+    pub editor_may_edit: bool,
+}
+
+/// Write a message in the Knoten's room. `key` is the author's data key and `nonce` a fresh
+/// random nonce; the text is sealed with them and never stored in the clear. `mentions` are the
+/// roles the caller resolved from the text's @tokens.
+#[derive(Debug, Clone)]
+pub struct Schreiben {
+    pub nachricht_id: Uuid,
+    pub author: Uuid,
+    pub text: String,
+    pub mentions: Vec<Uuid>,
+    pub key: [u8; KEY_BYTES],
+    pub nonce: [u8; NONCE_BYTES],
+}
+
 #[derive(Debug, Clone)]
 pub enum KnotenCommand {
     Create(CreateKnoten),
+    Gestalten(Gestalten),
+    /// The decay timer: decays the Knoten if it is due at `now`; otherwise nothing.
+    Verfallen { now: DateTime<Utc> },
+    /// The yarn timer: `roles` are the `from_rolle` of the Knoten's active threads.
+    Verzwirnen { roles: Vec<Uuid>, min_roles: usize },
+    Schreiben(Schreiben),
 }
 
 impl Aggregate for Knoten {
     type Command = KnotenCommand;
 
     fn apply(&mut self, event: &Envelope) -> Result<(), DomainError> {
-        if event.known_type() == Some(EventType::KnotenGeknuepft) {
+        let Some(event_type) = event.known_type() else {
+            return Ok(());
+        };
+        if event_type == EventType::KnotenGeknuepft {
             let p: KnotenGeknuepft = event.decode()?;
             self.created = Some(Created {
                 title: p.title,
                 typ: p.typ,
                 msg_id: event.meta.msg_id.clone(),
                 expires_at: p.expires_at,
+                creator: match event.meta.actor {
+                    Actor::Rolle(id) => Some(id),
+                    Actor::System => None,
+                },
+                design_version: 0,
+                content: p.content,
+                decayed: false,
+                yarn: false,
             });
+            return Ok(());
+        }
+        let Some(created) = self.created.as_mut() else {
+            // Nothing but KnotenGeknuepft can start a chain; ignore rather than guess.
+            return Ok(());
+        };
+        match event_type {
+            EventType::KnotenGestaltet => {
+                let p: KnotenGestaltet = event.decode()?;
+                created.design_version = p.version;
+                created.content = p.content;
+            }
+            EventType::KnotenVerfallen => created.decayed = true,
+            EventType::KnotenVerzwirnt => created.yarn = true,
+            _ => {}
         }
         Ok(())
     }
@@ -70,11 +152,41 @@ impl Aggregate for Knoten {
     fn decide(&self, cmd: &KnotenCommand) -> Result<Vec<NewEvent>, DomainError> {
         match cmd {
             KnotenCommand::Create(c) => self.create(c),
+            KnotenCommand::Gestalten(g) => self.gestalten(g),
+            KnotenCommand::Verfallen { now } => self.verfallen(*now),
+            KnotenCommand::Verzwirnen { roles, min_roles } => self.verzwirnen(roles, *min_roles),
+            KnotenCommand::Schreiben(s) => self.schreiben(s),
         }
     }
 }
 
+/// Content of the design area: a JSON object of at most [`CONTENT_MAX_BYTES`] canonical bytes.
+fn validate_content(content: &Value) -> Result<(), DomainError> {
+    if !content.is_object() {
+        return Err(DomainError::validation(
+            "content",
+            "content must be a JSON object",
+        ));
+    }
+    let size = crate::hash::canonical_json(content).len();
+    if size > CONTENT_MAX_BYTES {
+        return Err(DomainError::validation(
+            "content",
+            format!("content is {size} bytes; at most {CONTENT_MAX_BYTES} are allowed"),
+        ));
+    }
+    Ok(())
+}
+
+fn not_found() -> DomainError {
+    DomainError::NotFound("there is no such Knoten".into())
+}
+
 impl Knoten {
+    fn existing(&self) -> Result<&Created, DomainError> {
+        self.created.as_ref().ok_or_else(not_found)
+    }
+
     fn create(&self, c: &CreateKnoten) -> Result<Vec<NewEvent>, DomainError> {
         let title = c.title.trim();
         if title.is_empty() {
@@ -100,19 +212,7 @@ impl Knoten {
             .content
             .clone()
             .unwrap_or_else(|| Value::Object(Default::default()));
-        if !content.is_object() {
-            return Err(DomainError::validation(
-                "content",
-                "content must be a JSON object",
-            ));
-        }
-        let size = crate::hash::canonical_json(&content).len();
-        if size > CONTENT_MAX_BYTES {
-            return Err(DomainError::validation(
-                "content",
-                format!("content is {size} bytes; at most {CONTENT_MAX_BYTES} are allowed"),
-            ));
-        }
+        validate_content(&content)?;
         let point = Point::new(c.lat, c.lng)?;
         if self.created.is_some() {
             return Err(DomainError::Conflict(format!(
@@ -131,12 +231,101 @@ impl Knoten {
         };
         Ok(vec![NewEvent::from_payload(&payload)?])
     }
+
+    fn gestalten(&self, g: &Gestalten) -> Result<Vec<NewEvent>, DomainError> {
+        let k = self.existing()?;
+        if k.decayed {
+            return Err(DomainError::Conflict(
+                "the Knoten has faded; its design area can no longer be edited".into(),
+            ));
+        }
+        if k.creator != Some(g.editor) && !g.editor_may_edit {
+            return Err(DomainError::Forbidden(
+                "only the creator of the Knoten and roles with a thread to it may edit its design area; spin a thread first".into(),
+            ));
+        }
+        validate_content(&g.content)?;
+        if g.expected_version != k.design_version {
+            return Err(DomainError::Conflict(format!(
+                "the design area is at version {}, your edit was based on version {}: reload and apply your change again",
+                k.design_version, g.expected_version
+            )));
+        }
+        let version = k.design_version.checked_add(1).ok_or_else(|| {
+            DomainError::Conflict("the design area cannot take more versions".into())
+        })?;
+        Ok(vec![NewEvent::from_payload(&KnotenGestaltet {
+            version,
+            content: g.content.clone(),
+        })?])
+    }
+
+    fn verfallen(&self, now: DateTime<Utc>) -> Result<Vec<NewEvent>, DomainError> {
+        let k = self.existing()?;
+        if k.yarn || k.decayed || !is_due(k.expires_at, now) {
+            return Ok(Vec::new());
+        }
+        Ok(vec![NewEvent::from_payload(&KnotenVerfallen {
+            expired_at: k.expires_at,
+        })?])
+    }
+
+    fn verzwirnen(&self, roles: &[Uuid], min_roles: usize) -> Result<Vec<NewEvent>, DomainError> {
+        let k = self.existing()?;
+        if k.yarn || k.decayed {
+            return Ok(Vec::new());
+        }
+        match yarn_roles(roles.iter().copied(), min_roles) {
+            Some(roles) => Ok(vec![NewEvent::from_payload(&KnotenVerzwirnt { roles })?]),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    fn schreiben(&self, s: &Schreiben) -> Result<Vec<NewEvent>, DomainError> {
+        let text = s.text.trim();
+        if text.is_empty() {
+            return Err(DomainError::validation(
+                "text",
+                "the message must not be empty",
+            ));
+        }
+        let chars = text.chars().count();
+        if chars > MESSAGE_MAX_CHARS {
+            return Err(DomainError::validation(
+                "text",
+                format!(
+                    "the message has {chars} characters; at most {MESSAGE_MAX_CHARS} are allowed"
+                ),
+            ));
+        }
+        let k = self.existing()?;
+        if k.decayed {
+            return Err(DomainError::Conflict(
+                "the Knoten has faded; its room is closed".into(),
+            ));
+        }
+        let mut mentions: Vec<Uuid> = Vec::with_capacity(s.mentions.len());
+        for m in &s.mentions {
+            if !mentions.contains(m) {
+                mentions.push(*m);
+            }
+        }
+        let sealed = seal(&s.key, &s.nonce, s.author, text)?;
+        Ok(vec![NewEvent::from_payload(&NachrichtGeschrieben {
+            nachricht_id: s.nachricht_id,
+            author: s.author,
+            text: sealed,
+            mentions,
+        })?])
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::aggregate::testing::given;
+    use crate::aggregate::testing::{given, seal_all};
+    use crate::privacy::open;
+    use serde_json::json;
 
     fn cmd(title: &str) -> KnotenCommand {
         KnotenCommand::Create(CreateKnoten {
@@ -178,7 +367,9 @@ mod tests {
 
     #[test]
     fn oversized_or_non_object_content_is_refused() {
-        let KnotenCommand::Create(mut c) = cmd("t");
+        let KnotenCommand::Create(mut c) = cmd("t") else {
+            unreachable!()
+        };
         c.content = Some(serde_json::json!({"text": "x".repeat(CONTENT_MAX_BYTES)}));
         let err = given::<Knoten>(&[])
             .when(&KnotenCommand::Create(c.clone()))
@@ -197,5 +388,282 @@ mod tests {
         let first = given::<Knoten>(&[]).when(&cmd("t")).unwrap();
         let err = given::<Knoten>(&first).when(&cmd("t")).unwrap_err();
         assert!(matches!(err, DomainError::Conflict(_)));
+    }
+
+    fn t0() -> DateTime<Utc> {
+        DateTime::from_timestamp(1_800_000_000, 0).unwrap()
+    }
+
+    const CREATOR: Uuid = Uuid::from_u128(0xC0);
+    const OTHER: Uuid = Uuid::from_u128(0x07);
+
+    /// A Knoten tied by `CREATOR` at `t0`, then `more` events (as the system).
+    fn knoten_with(more: &[NewEvent]) -> Knoten {
+        let mut events = given::<Knoten>(&[]).when(&cmd("Werkstatt")).unwrap();
+        events.extend_from_slice(more);
+        let mut history = seal_all(None, &events);
+        history[0].meta.actor = Actor::Rolle(CREATOR);
+        Knoten::fold(&history).unwrap()
+    }
+
+    fn event<P: crate::events::Payload>(p: P) -> NewEvent {
+        NewEvent::from_payload(&p).unwrap()
+    }
+
+    fn decayed() -> NewEvent {
+        event(KnotenVerfallen {
+            expired_at: t0() + Duration::days(7),
+        })
+    }
+
+    fn twisted() -> NewEvent {
+        event(KnotenVerzwirnt {
+            roles: vec![Uuid::from_u128(1), Uuid::from_u128(2), Uuid::from_u128(3)],
+        })
+    }
+
+    fn edit(expected_version: u32, editor: Uuid, editor_may_edit: bool) -> KnotenCommand {
+        KnotenCommand::Gestalten(Gestalten {
+            expected_version,
+            content: json!({"plan": "Beete"}),
+            editor,
+            editor_may_edit,
+        })
+    }
+
+    fn write(text: &str) -> KnotenCommand {
+        KnotenCommand::Schreiben(Schreiben {
+            nachricht_id: Uuid::from_u128(0x4E),
+            author: OTHER,
+            text: text.into(),
+            mentions: vec![CREATOR, Uuid::from_u128(9), CREATOR],
+            key: [5; 32],
+            nonce: [6; 24],
+        })
+    }
+
+    fn only<P: crate::events::Payload>(events: Vec<NewEvent>) -> P {
+        assert_eq!(events.len(), 1, "{events:?}");
+        assert_eq!(events[0].event_type, P::TYPE);
+        serde_json::from_value(events[0].payload.clone()).unwrap()
+    }
+
+    #[test]
+    fn the_creator_comes_from_the_creating_events_actor() {
+        let k = knoten_with(&[]);
+        let c = k.created.unwrap();
+        assert_eq!(c.creator, Some(CREATOR));
+        assert_eq!(c.design_version, 0);
+        assert!(!c.decayed && !c.yarn);
+    }
+
+    #[test]
+    fn a_knoten_decays_at_exactly_seven_days_and_not_a_millisecond_before() {
+        let k = knoten_with(&[]);
+        let expires = t0() + Duration::days(7);
+        let early = k
+            .decide(&KnotenCommand::Verfallen {
+                now: expires - Duration::milliseconds(1),
+            })
+            .unwrap();
+        assert!(early.is_empty());
+        let p: KnotenVerfallen =
+            only(k.decide(&KnotenCommand::Verfallen { now: expires }).unwrap());
+        assert_eq!(p.expired_at, expires);
+    }
+
+    #[test]
+    fn a_faded_knoten_does_not_decay_twice() {
+        let k = knoten_with(&[decayed()]);
+        assert!(k.created.as_ref().unwrap().decayed);
+        let again = k
+            .decide(&KnotenCommand::Verfallen {
+                now: t0() + Duration::days(30),
+            })
+            .unwrap();
+        assert!(again.is_empty());
+    }
+
+    #[test]
+    fn a_yarn_knoten_never_decays() {
+        let k = knoten_with(&[twisted()]);
+        let later = k
+            .decide(&KnotenCommand::Verfallen {
+                now: t0() + Duration::days(365),
+            })
+            .unwrap();
+        assert!(later.is_empty());
+    }
+
+    #[test]
+    fn timers_on_a_missing_knoten_are_not_found() {
+        let err = given::<Knoten>(&[])
+            .when(&KnotenCommand::Verfallen { now: t0() })
+            .unwrap_err();
+        assert!(matches!(err, DomainError::NotFound(_)));
+    }
+
+    #[test]
+    fn the_third_distinct_role_twists_the_knoten() {
+        let k = knoten_with(&[]);
+        let (a, b, c) = (Uuid::from_u128(3), Uuid::from_u128(1), Uuid::from_u128(2));
+        let two = k
+            .decide(&KnotenCommand::Verzwirnen {
+                roles: vec![a, b, a],
+                min_roles: 3,
+            })
+            .unwrap();
+        assert!(two.is_empty());
+        let p: KnotenVerzwirnt = only(
+            k.decide(&KnotenCommand::Verzwirnen {
+                roles: vec![a, b, c, a],
+                min_roles: 3,
+            })
+            .unwrap(),
+        );
+        assert_eq!(p.roles, vec![b, c, a]);
+    }
+
+    #[test]
+    fn three_threads_of_one_role_do_not_twist_the_knoten() {
+        let a = Uuid::from_u128(1);
+        let none = knoten_with(&[])
+            .decide(&KnotenCommand::Verzwirnen {
+                roles: vec![a, a, a],
+                min_roles: 3,
+            })
+            .unwrap();
+        assert!(none.is_empty());
+    }
+
+    #[test]
+    fn yarn_is_twisted_once_and_a_faded_knoten_is_never_twisted() {
+        let roles: Vec<Uuid> = (1..=3).map(Uuid::from_u128).collect();
+        for k in [knoten_with(&[twisted()]), knoten_with(&[decayed()])] {
+            let none = k
+                .decide(&KnotenCommand::Verzwirnen {
+                    roles: roles.clone(),
+                    min_roles: 3,
+                })
+                .unwrap();
+            assert!(none.is_empty());
+        }
+    }
+
+    #[test]
+    fn the_creator_edits_the_design_area_version_by_version() {
+        let k = knoten_with(&[]);
+        let first: KnotenGestaltet = only(k.decide(&edit(0, CREATOR, false)).unwrap());
+        assert_eq!(first.version, 1);
+        assert_eq!(first.content, json!({"plan": "Beete"}));
+        let k = knoten_with(&[event(first)]);
+        assert_eq!(k.created.as_ref().unwrap().design_version, 1);
+        let second: KnotenGestaltet = only(k.decide(&edit(1, CREATOR, false)).unwrap());
+        assert_eq!(second.version, 2);
+    }
+
+    #[test]
+    fn a_participant_may_edit_and_anyone_else_is_forbidden() {
+        let k = knoten_with(&[]);
+        let p: KnotenGestaltet = only(k.decide(&edit(0, OTHER, true)).unwrap());
+        assert_eq!(p.version, 1);
+        let err = k.decide(&edit(0, OTHER, false)).unwrap_err();
+        assert!(matches!(err, DomainError::Forbidden(_)), "{err}");
+    }
+
+    #[test]
+    fn an_edit_based_on_a_stale_version_is_a_conflict() {
+        let v = |n: u32| {
+            event(KnotenGestaltet {
+                version: n,
+                content: json!({"n": n}),
+            })
+        };
+        let k = knoten_with(&[v(1), v(2), v(3), v(4)]);
+        let err = k.decide(&edit(3, CREATOR, false)).unwrap_err();
+        assert_eq!(
+            err,
+            DomainError::Conflict(
+                "the design area is at version 4, your edit was based on version 3: reload and apply your change again".into()
+            )
+        );
+        // Also from the future: never a silent overwrite.
+        assert!(matches!(
+            k.decide(&edit(5, CREATOR, false)).unwrap_err(),
+            DomainError::Conflict(_)
+        ));
+    }
+
+    #[test]
+    fn a_faded_design_area_cannot_be_edited_and_bad_content_is_refused() {
+        let err = knoten_with(&[decayed()])
+            .decide(&edit(0, CREATOR, true))
+            .unwrap_err();
+        assert!(matches!(err, DomainError::Conflict(_)));
+        let k = knoten_with(&[]);
+        for content in [
+            json!("text"),
+            json!({"t": "x".repeat(CONTENT_MAX_BYTES)}),
+        ] {
+            let err = k
+                .decide(&KnotenCommand::Gestalten(Gestalten {
+                    expected_version: 0,
+                    content,
+                    editor: CREATOR,
+                    editor_may_edit: true,
+                }))
+                .unwrap_err();
+            assert!(matches!(err, DomainError::Validation { ref field, .. } if field == "content"));
+        }
+        let err = given::<Knoten>(&[])
+            .when(&edit(0, CREATOR, true))
+            .unwrap_err();
+        assert!(matches!(err, DomainError::NotFound(_)));
+    }
+
+    #[test]
+    fn a_message_is_sealed_with_the_authors_key_and_opens_with_it() {
+        let p: NachrichtGeschrieben =
+            only(knoten_with(&[]).decide(&write("  Wer bringt Saatgut mit?  ")).unwrap());
+        assert_eq!(p.author, OTHER);
+        assert_eq!(p.text.kid, OTHER);
+        assert!(!p.text.ct.contains("Saatgut"));
+        assert_eq!(open(&[5; 32], &p.text).unwrap(), "Wer bringt Saatgut mit?");
+        assert!(open(&[4; 32], &p.text).is_err());
+        assert_eq!(p.mentions, vec![CREATOR, Uuid::from_u128(9)]);
+    }
+
+    #[test]
+    fn a_yarn_room_stays_open() {
+        let events = knoten_with(&[twisted()]).decide(&write("weiter")).unwrap();
+        assert_eq!(events.len(), 1);
+    }
+
+    #[test]
+    fn writing_in_a_faded_room_is_a_conflict() {
+        let err = knoten_with(&[decayed()])
+            .decide(&write("hallo"))
+            .unwrap_err();
+        assert_eq!(
+            err,
+            DomainError::Conflict("the Knoten has faded; its room is closed".into())
+        );
+        let err = given::<Knoten>(&[]).when(&write("hallo")).unwrap_err();
+        assert!(matches!(err, DomainError::NotFound(_)));
+    }
+
+    #[test]
+    fn empty_or_overlong_messages_are_refused_naming_the_limit() {
+        let k = knoten_with(&[]);
+        let err = k.decide(&write(" \n ")).unwrap_err();
+        assert!(matches!(err, DomainError::Validation { ref field, .. } if field == "text"));
+        assert!(k.decide(&write(&"ä".repeat(MESSAGE_MAX_CHARS))).is_ok());
+        let err = k
+            .decide(&write(&"ä".repeat(MESSAGE_MAX_CHARS + 1)))
+            .unwrap_err();
+        assert!(
+            matches!(err, DomainError::Validation { ref field, ref message } if field == "text" && message.contains("4000")),
+            "{err}"
+        );
     }
 }

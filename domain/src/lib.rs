@@ -9,9 +9,13 @@ pub mod aggregate;
 pub mod envelope;
 pub mod error;
 pub mod events;
+pub mod faden;
 pub mod geo;
 pub mod hash;
 pub mod knoten;
+pub mod privacy;
+pub mod rolle;
+pub mod rules;
 
 pub use aggregate::{Aggregate, NewEvent};
 pub use envelope::{Actor, AggregateType, Envelope, EventContext, Meta, Ort, StreamDomain};

@@ -4,21 +4,18 @@ use async_graphql::connection::{Connection, Edge, EmptyFields};
 use async_graphql::{Context, Enum, ID, InputObject, Json, Object, Result, SimpleObject};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use bus::{ExecuteError, Outcome, Stored};
+use bus::{Outcome, Stored};
 use chrono::{DateTime, Utc};
 use domain::events::KnotenGeknuepft;
 use domain::geo::Bbox;
 use domain::knoten::{CreateKnoten, Knoten, KnotenCommand};
-use domain::{Actor, AggregateType, DomainError, Envelope, Meta};
+use domain::{Actor, AggregateType, DomainError, Envelope};
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
 use uuid::Uuid;
 
-use super::{ClientInfo, Deps, U64, record_rejection};
+use super::common::{ID_NAMESPACE, execute, meta_for, require_caller, validate_idempotency_key};
+use super::{ClientInfo, Deps, U64};
 use crate::error::ApiError;
-
-/// Namespace of ids derived from idempotency keys (UUIDv5), so a retried create hits the
-/// same aggregate.
-const ID_NAMESPACE: Uuid = Uuid::from_u128(0x6c1d_8f0e_2b7a_4e1c_9a57_0d3b_5e2f_7a11);
 
 /// What kind of node a Knoten is.
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
@@ -56,7 +53,7 @@ impl From<KnotenTypGql> for domain::events::KnotenTyp {
 /// A node on the map: an idea, an event or a resource. It fades 7 days after it was tied
 /// unless the community takes it up (then it becomes yarn and stays).
 #[derive(SimpleObject, Clone, Debug)]
-#[graphql(name = "Knoten")]
+#[graphql(name = "Knoten", complex)]
 pub struct KnotenNode {
     /// Stable id (UUID).
     pub id: ID,
@@ -78,6 +75,33 @@ pub struct KnotenNode {
     pub expires_at: DateTime<Utc>,
     /// Twisted into yarn by the community: it never fades.
     pub is_yarn: bool,
+    /// When it faded (it is then off the live map; its room stays readable).
+    pub decayed_at: Option<DateTime<Utc>>,
+    /// Version of the design area (0 until the first edit).
+    pub design_version: i32,
+    /// Id of the role that tied it (null for the demo town and system Knoten).
+    pub creator_id: Option<ID>,
+}
+
+#[async_graphql::ComplexObject]
+impl KnotenNode {
+    /// Live threads to this Knoten (batched across Knoten).
+    async fn faeden(&self, ctx: &Context<'_>) -> Result<Vec<super::social::FadenNode>> {
+        super::social::live_faeden(ctx, super::rolle::parse_id(&self.id, "id")?).await
+    }
+
+    /// Roles with a live thread to it: the participants of its room.
+    async fn participants(&self, ctx: &Context<'_>) -> Result<Vec<super::rolle::RolleNode>> {
+        super::social::participants(ctx, super::rolle::parse_id(&self.id, "id")?).await
+    }
+
+    /// The role that tied it.
+    async fn creator(&self, ctx: &Context<'_>) -> Result<Option<super::rolle::RolleNode>> {
+        match &self.creator_id {
+            Some(id) => super::rolle::load_rolle(ctx, super::rolle::parse_id(id, "creatorId")?).await,
+            None => Ok(None),
+        }
+    }
 }
 
 impl KnotenNode {
@@ -95,6 +119,12 @@ impl KnotenNode {
             created_at: env.ts,
             expires_at: p.expires_at,
             is_yarn: false,
+            decayed_at: None,
+            design_version: 0,
+            creator_id: match env.meta.actor {
+                Actor::Rolle(id) => Some(ID(id.to_string())),
+                Actor::System => None,
+            },
         })
     }
 }
@@ -181,19 +211,6 @@ pub struct CreateKnotenPayload {
     pub replayed: bool,
 }
 
-pub(crate) fn validate_idempotency_key(key: &str) -> Result<&str, ApiError> {
-    let ok = (1..=128).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_graphic());
-    if ok {
-        Ok(key)
-    } else {
-        Err(DomainError::validation(
-            "idempotencyKey",
-            "must be 1 to 128 visible ASCII characters (no spaces)",
-        )
-        .into())
-    }
-}
-
 #[derive(Default)]
 pub struct KnotenQuery;
 
@@ -224,10 +241,11 @@ impl KnotenQuery {
             .db
             .query_all(Statement::from_sql_and_values(
                 DbBackend::Postgres,
-                "SELECT id, typ::text AS typ, title, content, ST_Y(point::geometry) AS lat, ST_X(point::geometry) AS lng, \
-                 h3, created_at, expires_at, is_yarn FROM knoten \
-                 WHERE decayed_at IS NULL AND point && ST_MakeEnvelope($1, $2, $3, $4, 4326)::geography \
-                 AND (created_at, id) > ($5, $6) ORDER BY created_at, id LIMIT $7",
+                format!(
+                    "SELECT {KNOTEN_COLUMNS} FROM knoten \
+                     WHERE decayed_at IS NULL AND point && ST_MakeEnvelope($1, $2, $3, $4, 4326)::geography \
+                     AND (created_at, id) > ($5, $6) ORDER BY created_at, id LIMIT $7"
+                ),
                 [
                     bbox.west.into(),
                     bbox.south.into(),
@@ -251,6 +269,9 @@ impl KnotenQuery {
     }
 }
 
+const KNOTEN_COLUMNS: &str = "id, typ::text AS typ, title, content, ST_Y(point::geometry) AS lat, \
+    ST_X(point::geometry) AS lng, h3, created_at, expires_at, is_yarn, decayed_at, design_version, created_by";
+
 fn row_to_knoten(row: &sea_orm::QueryResult) -> Result<KnotenNode, sea_orm::DbErr> {
     let typ: String = row.try_get("", "typ")?;
     let typ = match typ.as_str() {
@@ -273,6 +294,9 @@ fn row_to_knoten(row: &sea_orm::QueryResult) -> Result<KnotenNode, sea_orm::DbEr
         created_at: row.try_get("", "created_at")?,
         expires_at: row.try_get("", "expires_at")?,
         is_yarn: row.try_get("", "is_yarn")?,
+        decayed_at: row.try_get("", "decayed_at")?,
+        design_version: row.try_get("", "design_version")?,
+        creator_id: row.try_get::<Option<Uuid>>("", "created_by")?.map(|c| ID(c.to_string())),
     })
 }
 
@@ -301,75 +325,45 @@ pub struct KnotenMutation;
 impl KnotenMutation {
     /// Tie a new Knoten at a point. Retrying with the same idempotency key returns the same
     /// Knoten (`replayed: true`) and never creates a second one.
-    async fn create_knoten(
-        &self,
-        ctx: &Context<'_>,
-        input: CreateKnotenInput,
-    ) -> Result<CreateKnotenPayload> {
+    async fn create_knoten(&self, ctx: &Context<'_>, input: CreateKnotenInput) -> Result<CreateKnotenPayload> {
+        let caller = require_caller(ctx)?;
         let deps = ctx.data::<Deps>()?;
         let client = ctx.data_opt::<ClientInfo>();
-        let result = create_knoten(deps, client, &input).await;
-        if let Err(ApiError::Domain(e)) = &result {
-            let field = match e {
-                DomainError::Validation { field, .. } => Some(field.clone()),
-                _ => None,
-            };
-            record_rejection(
-                &deps.bus,
-                client,
-                "createKnoten",
-                e.code(),
-                &e.to_string(),
-                field,
-                None,
-            )
-            .await;
-        }
-        Ok(result?)
+        let key = validate_idempotency_key(&input.idempotency_key)?;
+        let id = Uuid::new_v5(&ID_NAMESPACE, format!("knoten:{}:{key}", caller.rolle_id).as_bytes());
+        let cmd = KnotenCommand::Create(CreateKnoten {
+            id,
+            title: input.title.clone(),
+            typ: input.typ.into(),
+            content: input.content.as_ref().map(|c| c.0.clone()),
+            lat: input.lat,
+            lng: input.lng,
+            now: Utc::now(),
+            ttl: deps.config.knoten_ttl,
+            fine_res: deps.config.fine_res,
+        });
+        let meta = meta_for(&caller, client, "createKnoten", key);
+        let done = execute::<Knoten>(deps, client, "createKnoten", AggregateType::Knoten, id, &cmd, meta, true).await?;
+        let stored = done.events.first().ok_or_else(|| ApiError::unavailable("createKnoten produced no event"))?;
+        Ok(CreateKnotenPayload {
+            knoten: KnotenNode::from_event(&stored.envelope).map_err(ApiError::from)?,
+            event: stored.into(),
+            replayed: done.outcome == Outcome::AlreadyDone,
+        })
     }
 }
 
-async fn create_knoten(
-    deps: &Deps,
-    client: Option<&ClientInfo>,
-    input: &CreateKnotenInput,
-) -> Result<CreateKnotenPayload, ApiError> {
-    let key = validate_idempotency_key(&input.idempotency_key)?;
-    let actor = Actor::System;
-    let id = Uuid::new_v5(&ID_NAMESPACE, format!("knoten:{actor:?}:{key}").as_bytes());
-    let now = Utc::now();
-    let cmd = KnotenCommand::Create(CreateKnoten {
-        id,
-        title: input.title.clone(),
-        typ: input.typ.into(),
-        content: input.content.as_ref().map(|c| c.0.clone()),
-        lat: input.lat,
-        lng: input.lng,
-        now,
-        ttl: deps.config.knoten_ttl,
-        fine_res: deps.config.fine_res,
-    });
-    let meta = Meta {
-        actor,
-        ip_hash: client.and_then(|c| c.ip_hash.clone()),
-        ua_hash: client.and_then(|c| c.ua_hash.clone()),
-        msg_id: format!("createKnoten:{key}"),
-    };
-    let executed = deps
-        .bus
-        .execute::<Knoten>(AggregateType::Knoten, id, &cmd, meta, now, true)
+/// One Knoten by id (also a faded one), from the projection.
+pub(crate) async fn load_knoten(ctx: &Context<'_>, id: Uuid) -> Result<Option<KnotenNode>> {
+    let deps = ctx.data::<Deps>()?;
+    let row = deps
+        .db
+        .query_one(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            format!("SELECT {KNOTEN_COLUMNS} FROM knoten WHERE id = $1"),
+            [id.into()],
+        ))
         .await
-        .map_err(|e| match e {
-            ExecuteError::Refused(d) => ApiError::Domain(d),
-            ExecuteError::Failed(f) => ApiError::unavailable(f),
-        })?;
-    let stored = executed
-        .events
-        .first()
-        .ok_or_else(|| ApiError::unavailable("createKnoten produced no event"))?;
-    Ok(CreateKnotenPayload {
-        knoten: KnotenNode::from_event(&stored.envelope)?,
-        event: stored.into(),
-        replayed: executed.outcome == Outcome::AlreadyDone,
-    })
+        .map_err(ApiError::from)?;
+    Ok(row.as_ref().map(row_to_knoten).transpose().map_err(ApiError::from)?)
 }

@@ -1,12 +1,16 @@
 //! The schema: one module per feature, roots merged. Resolvers stay thin: they take input,
 //! call `bus` or a query, and map the result to the contract types defined here.
 
+mod common;
 mod knoten;
+mod rolle;
 mod scalars;
+mod social;
 mod viewport;
 
 use std::sync::Arc;
 
+use async_graphql::dataloader::DataLoader;
 use async_graphql::{MergedObject, MergedSubscription, Schema};
 use bus::Bus;
 use domain::events::EventRejected;
@@ -22,10 +26,10 @@ pub use knoten::KnotenNode;
 pub use scalars::U64;
 
 #[derive(MergedObject, Default)]
-pub struct QueryRoot(knoten::KnotenQuery);
+pub struct QueryRoot(knoten::KnotenQuery, social::SocialQuery, rolle::RolleQuery);
 
 #[derive(MergedObject, Default)]
-pub struct MutationRoot(knoten::KnotenMutation);
+pub struct MutationRoot(rolle::RolleMutation, knoten::KnotenMutation, social::SocialMutation);
 
 #[derive(MergedSubscription, Default)]
 pub struct SubscriptionRoot(viewport::ViewportSubscription);
@@ -77,7 +81,11 @@ fn builder(
     .limit_complexity(1_000)
     .limit_recursive_depth(32);
     if let (Some(bus), Some(db), Some(hub)) = (bus, db, hub) {
-        b = b.data(bus.clone()).data(Deps {
+        b = b
+            .data(DataLoader::new(rolle::RolleLoader(db.clone()), tokio::spawn))
+            .data(DataLoader::new(social::FaedenByKnoten(db.clone()), tokio::spawn))
+            .data(bus.clone())
+            .data(Deps {
             bus,
             db,
             hub,

@@ -1,0 +1,684 @@
+//! Fäden, rooms (thread, participants, design area), search and the public config.
+
+use std::collections::HashMap;
+
+use async_graphql::connection::{Connection, Edge, EmptyFields};
+use async_graphql::dataloader::{DataLoader, Loader};
+use async_graphql::{ComplexObject, Context, Enum, ID, InputObject, Json, Object, Result, SimpleObject};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, Utc};
+use domain::faden::{Faden, FadenCommand, Spinnen, faden_id};
+use domain::knoten::{Gestalten, Knoten, KnotenCommand, Schreiben};
+use domain::{AggregateType, DomainError};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
+use uuid::Uuid;
+
+use super::common::{data_key, execute, meta_for, nonce, refused, require_caller, validate_idempotency_key};
+use super::knoten::{EventReceipt, KnotenNode, load_knoten};
+use super::rolle::{RolleNode, load_rolle, parse_id};
+use super::{ClientInfo, Deps};
+use crate::error::ApiError;
+
+/// What a thread says about its role's relation to the Knoten.
+#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+#[graphql(name = "FadenTyp")]
+pub enum FadenTypGql {
+    /// Interested.
+    Interesse,
+    /// Contributes something.
+    Beitrag,
+    /// Works on it.
+    Mitarbeit,
+}
+
+impl From<FadenTypGql> for domain::events::FadenTyp {
+    fn from(t: FadenTypGql) -> Self {
+        match t {
+            FadenTypGql::Interesse => Self::Interesse,
+            FadenTypGql::Beitrag => Self::Beitrag,
+            FadenTypGql::Mitarbeit => Self::Mitarbeit,
+        }
+    }
+}
+
+fn faden_typ(s: &str) -> FadenTypGql {
+    match s {
+        "beitrag" => FadenTypGql::Beitrag,
+        "mitarbeit" => FadenTypGql::Mitarbeit,
+        _ => FadenTypGql::Interesse,
+    }
+}
+
+/// A thread from a role (its home) to a Knoten. It fades 7 days after it was spun (or last
+/// renewed) unless it became yarn.
+#[derive(SimpleObject, Clone, Debug)]
+#[graphql(name = "Faden", complex)]
+pub struct FadenNode {
+    /// Stable id: the same role, Knoten and typ always give the same Faden.
+    pub id: ID,
+    pub typ: FadenTypGql,
+    /// Id of the role the thread starts from.
+    pub from_rolle_id: ID,
+    /// Id of the Knoten it points to.
+    pub to_knoten_id: ID,
+    /// When it was first spun.
+    pub created_at: DateTime<Utc>,
+    /// When it was last renewed (spun again), if ever.
+    pub renewed_at: Option<DateTime<Utc>>,
+    /// When it fades unless it becomes yarn; clients draw its opacity from this.
+    pub expires_at: DateTime<Utc>,
+    /// Twisted into yarn: never fades.
+    pub is_yarn: bool,
+}
+
+#[ComplexObject]
+impl FadenNode {
+    /// The role the thread starts from (its home cell is the line's start).
+    async fn from_rolle(&self, ctx: &Context<'_>) -> Result<Option<RolleNode>> {
+        load_rolle(ctx, parse_id(&self.from_rolle_id, "fromRolleId")?).await
+    }
+}
+
+const FADEN_COLUMNS: &str = "id, typ::text AS typ, from_rolle, to_knoten, created_at, renewed_at, expires_at, is_yarn";
+
+fn row_to_faden(row: &sea_orm::QueryResult) -> Result<FadenNode, sea_orm::DbErr> {
+    let id: Uuid = row.try_get("", "id")?;
+    let from: Uuid = row.try_get("", "from_rolle")?;
+    let to: Uuid = row.try_get("", "to_knoten")?;
+    let typ: String = row.try_get("", "typ")?;
+    Ok(FadenNode {
+        id: ID(id.to_string()),
+        typ: faden_typ(&typ),
+        from_rolle_id: ID(from.to_string()),
+        to_knoten_id: ID(to.to_string()),
+        created_at: row.try_get("", "created_at")?,
+        renewed_at: row.try_get("", "renewed_at")?,
+        expires_at: row.try_get("", "expires_at")?,
+        is_yarn: row.try_get("", "is_yarn")?,
+    })
+}
+
+/// Live (not faded) threads per Knoten, batched.
+pub struct FaedenByKnoten(pub DatabaseConnection);
+
+impl Loader<Uuid> for FaedenByKnoten {
+    type Value = Vec<FadenNode>;
+    type Error = async_graphql::Error;
+
+    async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Vec<FadenNode>>, Self::Error> {
+        let rows = self
+            .0
+            .query_all(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                format!(
+                    "SELECT {FADEN_COLUMNS} FROM faeden WHERE to_knoten = ANY($1) AND decayed_at IS NULL ORDER BY created_at, id"
+                ),
+                [keys.to_vec().into()],
+            ))
+            .await
+            .map_err(ApiError::from)?;
+        let mut out: HashMap<Uuid, Vec<FadenNode>> = HashMap::new();
+        for row in &rows {
+            let f = row_to_faden(row).map_err(ApiError::from)?;
+            let to = Uuid::parse_str(&f.to_knoten_id).unwrap_or_default();
+            out.entry(to).or_default().push(f);
+        }
+        Ok(out)
+    }
+}
+
+pub(crate) async fn live_faeden(ctx: &Context<'_>, knoten: Uuid) -> Result<Vec<FadenNode>> {
+    Ok(ctx.data::<DataLoader<FaedenByKnoten>>()?.load_one(knoten).await?.unwrap_or_default())
+}
+
+/// Distinct roles with a live thread to the Knoten: its room's participants.
+pub(crate) async fn participants(ctx: &Context<'_>, knoten: Uuid) -> Result<Vec<RolleNode>> {
+    let mut ids: Vec<Uuid> = live_faeden(ctx, knoten)
+        .await?
+        .iter()
+        .filter_map(|f| Uuid::parse_str(&f.from_rolle_id).ok())
+        .collect();
+    ids.sort();
+    ids.dedup();
+    let loaded = ctx.data::<DataLoader<super::rolle::RolleLoader>>()?.load_many(ids.iter().copied()).await?;
+    Ok(ids.iter().filter_map(|id| loaded.get(id).cloned()).collect())
+}
+
+/// A message in a room.
+#[derive(SimpleObject, Clone, Debug)]
+#[graphql(name = "Nachricht", complex)]
+pub struct NachrichtNode {
+    pub id: ID,
+    pub knoten_id: ID,
+    pub author_id: ID,
+    /// The text; null once its author deleted their role.
+    pub text: Option<String>,
+    /// Ids of the roles mentioned with @name.
+    pub mention_ids: Vec<ID>,
+    pub created_at: DateTime<Utc>,
+}
+
+#[ComplexObject]
+impl NachrichtNode {
+    async fn author(&self, ctx: &Context<'_>) -> Result<Option<RolleNode>> {
+        load_rolle(ctx, parse_id(&self.author_id, "authorId")?).await
+    }
+
+    async fn mentions(&self, ctx: &Context<'_>) -> Result<Vec<RolleNode>> {
+        let ids: Vec<Uuid> = self.mention_ids.iter().filter_map(|i| Uuid::parse_str(i).ok()).collect();
+        let loaded = ctx.data::<DataLoader<super::rolle::RolleLoader>>()?.load_many(ids.iter().copied()).await?;
+        Ok(ids.iter().filter_map(|id| loaded.get(id).cloned()).collect())
+    }
+}
+
+fn row_to_nachricht(row: &sea_orm::QueryResult) -> Result<NachrichtNode, sea_orm::DbErr> {
+    let id: Uuid = row.try_get("", "id")?;
+    let knoten: Uuid = row.try_get("", "knoten_id")?;
+    let author: Uuid = row.try_get("", "author")?;
+    let mentions: Vec<Uuid> = row.try_get("", "mentions")?;
+    Ok(NachrichtNode {
+        id: ID(id.to_string()),
+        knoten_id: ID(knoten.to_string()),
+        author_id: ID(author.to_string()),
+        text: row.try_get("", "text")?,
+        mention_ids: mentions.into_iter().map(|m| ID(m.to_string())).collect(),
+        created_at: row.try_get("", "created_at")?,
+    })
+}
+
+/// The design area of a Knoten: shared content with a version for conflict detection.
+#[derive(SimpleObject, Clone, Debug)]
+pub struct Design {
+    /// Send this as `expectedVersion` when you edit.
+    pub version: i32,
+    pub content: Json<serde_json::Value>,
+}
+
+/// The room of a Knoten: its thread, participants and design area.
+pub struct Room {
+    knoten: KnotenNode,
+    id: Uuid,
+}
+
+#[Object]
+impl Room {
+    async fn knoten(&self) -> &KnotenNode {
+        &self.knoten
+    }
+
+    /// Messages, oldest first (the newest is last). Page backwards from the end with `last`
+    /// and `before`, forwards with `first` and `after` (at most 200 per page).
+    async fn thread(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> Result<Connection<String, NachrichtNode, EmptyFields, EmptyFields>> {
+        let deps = ctx.data::<Deps>()?;
+        let (limit, backwards) = match (first, last) {
+            (Some(_), Some(_)) => return Err(ApiError::from(DomainError::validation("first", "give either first or last")).into()),
+            (Some(n), None) => (n, false),
+            (None, Some(n)) => (n, true),
+            (None, None) => (50, true),
+        };
+        if !(1..=200).contains(&limit) {
+            return Err(ApiError::from(DomainError::validation(if backwards { "last" } else { "first" }, "must be between 1 and 200")).into());
+        }
+        let after = after.as_deref().map(|c| decode_cursor(c, "after")).transpose()?;
+        let before = before.as_deref().map(|c| decode_cursor(c, "before")).transpose()?;
+        let lo = after.unwrap_or((DateTime::<Utc>::UNIX_EPOCH, Uuid::nil()));
+        let hi = before.unwrap_or((far_future(), Uuid::max()));
+        let order = if backwards { "DESC" } else { "ASC" };
+        let rows = deps
+            .db
+            .query_all(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                format!(
+                    "SELECT id, knoten_id, author, text, mentions, created_at FROM nachrichten \
+                     WHERE knoten_id = $1 AND (created_at, id) > ($2, $3) AND (created_at, id) < ($4, $5) \
+                     ORDER BY created_at {order}, id {order} LIMIT $6"
+                ),
+                [self.id.into(), lo.0.into(), lo.1.into(), hi.0.into(), hi.1.into(), i64::from(limit + 1).into()],
+            ))
+            .await
+            .map_err(ApiError::from)?;
+        let more = rows.len() > limit as usize;
+        let mut nodes: Vec<NachrichtNode> = rows
+            .iter()
+            .take(limit as usize)
+            .map(row_to_nachricht)
+            .collect::<Result<_, _>>()
+            .map_err(ApiError::from)?;
+        if backwards {
+            nodes.reverse();
+        }
+        let (has_prev, has_next) = if backwards { (more, before.is_some()) } else { (after.is_some(), more) };
+        let mut conn = Connection::new(has_prev, has_next);
+        for n in nodes {
+            let cursor = encode_cursor(n.created_at, &n.id);
+            conn.edges.push(Edge::new(cursor, n));
+        }
+        Ok(conn)
+    }
+
+    /// Roles with a live thread to this Knoten.
+    async fn participants(&self, ctx: &Context<'_>) -> Result<Vec<RolleNode>> {
+        participants(ctx, self.id).await
+    }
+
+    /// The shared design area.
+    async fn design(&self) -> Design {
+        Design { version: self.knoten.design_version, content: self.knoten.content.clone() }
+    }
+}
+
+fn far_future() -> DateTime<Utc> {
+    DateTime::from_timestamp(32_503_680_000, 0).unwrap_or_default()
+}
+
+fn encode_cursor(ts: DateTime<Utc>, id: &ID) -> String {
+    URL_SAFE_NO_PAD.encode(format!("{}|{}", ts.timestamp_micros(), id.as_str()))
+}
+
+fn decode_cursor(cursor: &str, field: &str) -> Result<(DateTime<Utc>, Uuid), ApiError> {
+    let bad = || ApiError::from(DomainError::validation(field, "not a cursor returned by this connection"));
+    let raw = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| bad())?;
+    let raw = String::from_utf8(raw).map_err(|_| bad())?;
+    let (ts, id) = raw.split_once('|').ok_or_else(bad)?;
+    let ts = DateTime::from_timestamp_micros(ts.parse().map_err(|_| bad())?).ok_or_else(bad)?;
+    Ok((ts, Uuid::parse_str(id).map_err(|_| bad())?))
+}
+
+/// What a search hit is.
+#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+pub enum SearchKind {
+    Knoten,
+    Antrag,
+    Rolle,
+}
+
+/// A search hit with a place to fly to.
+#[derive(SimpleObject, Clone, Debug)]
+pub struct SearchHit {
+    pub kind: SearchKind,
+    pub id: ID,
+    /// The Knoten or Antrag title, or the role's name.
+    pub title: String,
+    /// Where to fly to (a role: its home cell's centre; an Antrag: its Weberei's centre).
+    pub lat: f64,
+    pub lng: f64,
+    /// Trigram similarity, 0 to 1 (higher is closer).
+    pub score: f64,
+}
+
+/// Feature flags (DESIGN.md §9), read from the server's environment.
+#[derive(SimpleObject, Clone, Debug)]
+pub struct Flags {
+    pub search: bool,
+    pub tour: bool,
+    pub timeline_delta: bool,
+    pub push: bool,
+    pub transitive_delegation: bool,
+    pub stripe: bool,
+}
+
+/// What a client needs to know about this server.
+#[derive(SimpleObject, Clone, Debug)]
+pub struct Config {
+    pub flags: Flags,
+    /// How often viewport diffs arrive, in milliseconds.
+    pub ws_tick_ms: i32,
+    /// Largest viewport box in square degrees.
+    pub max_bbox_area_deg2: f64,
+    /// The Ort (town) this server serves.
+    pub ort: String,
+}
+
+#[derive(Default)]
+pub struct SocialQuery;
+
+#[Object]
+impl SocialQuery {
+    /// The room of a Knoten (also of a faded one: its history stays readable).
+    async fn room(&self, ctx: &Context<'_>, knoten_id: ID) -> Result<Option<Room>> {
+        let id = parse_id(&knoten_id, "knotenId")?;
+        Ok(load_knoten(ctx, id).await?.map(|knoten| Room { knoten, id }))
+    }
+
+    /// Fuzzy search over Knoten titles, Antrag titles and role names (misspellings welcome).
+    /// FEATURE_DISABLED when FF_SEARCH is off.
+    async fn search(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "2 to 100 characters.")] text: String,
+        #[graphql(desc = "1 to 50 (default 10).")] first: Option<i32>,
+    ) -> Result<Vec<SearchHit>> {
+        let deps = ctx.data::<Deps>()?;
+        if !deps.config.flags.search {
+            return Err(ApiError::FeatureDisabled("search is switched off on this server (FF_SEARCH)".into()).into());
+        }
+        let text = text.trim();
+        let chars = text.chars().count();
+        if !(2..=100).contains(&chars) {
+            return Err(ApiError::from(DomainError::validation("text", "must be 2 to 100 characters")).into());
+        }
+        let first = first.unwrap_or(10);
+        if !(1..=50).contains(&first) {
+            return Err(ApiError::from(DomainError::validation("first", "must be between 1 and 50")).into());
+        }
+        Ok(search(&deps.db, text, first).await?)
+    }
+
+    /// Public configuration: feature flags and limits.
+    async fn config(&self, ctx: &Context<'_>) -> Result<Config> {
+        let deps = ctx.data::<Deps>()?;
+        let f = &deps.config.flags;
+        Ok(Config {
+            flags: Flags {
+                search: f.search,
+                tour: f.tour,
+                timeline_delta: f.timeline_delta,
+                push: f.push,
+                transitive_delegation: f.transitive_delegation,
+                stripe: f.stripe,
+            },
+            ws_tick_ms: deps.config.ws_tick.as_millis().min(i32::MAX as u128) as i32,
+            max_bbox_area_deg2: deps.config.max_bbox_area_deg2,
+            ort: deps.bus.config().ort.to_string(),
+        })
+    }
+}
+
+async fn search(db: &DatabaseConnection, text: &str, first: i32) -> Result<Vec<SearchHit>, ApiError> {
+    let rows = db
+        .query_all(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT kind, id, title, lat, lng, h3, score FROM ( \
+               SELECT 'KNOTEN' AS kind, id, title, ST_Y(point::geometry) AS lat, ST_X(point::geometry) AS lng, NULL::bigint AS h3, \
+                      greatest(similarity(title, $1), word_similarity($1, title)) AS score \
+                 FROM knoten WHERE decayed_at IS NULL AND (title % $1 OR $1 <% title) \
+               UNION ALL \
+               SELECT 'ANTRAG', id, title, NULL, NULL, weavery_h3, greatest(similarity(title, $1), word_similarity($1, title)) \
+                 FROM antraege WHERE title % $1 OR $1 <% title \
+               UNION ALL \
+               SELECT 'ROLLE', id, name, ST_Y(point::geometry), ST_X(point::geometry), NULL, \
+                      greatest(similarity(name, $1), word_similarity($1, name)) \
+                 FROM rollen WHERE deleted_at IS NULL AND (name % $1 OR $1 <% name) \
+             ) hits ORDER BY score DESC, title LIMIT $2",
+            [text.into(), i64::from(first).into()],
+        ))
+        .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for row in rows {
+        let kind: String = row.try_get("", "kind")?;
+        let id: Uuid = row.try_get("", "id")?;
+        let (mut lat, mut lng): (Option<f64>, Option<f64>) = (row.try_get("", "lat")?, row.try_get("", "lng")?);
+        if let Some(h3) = row.try_get::<Option<i64>>("", "h3")?
+            && let Ok(cell) = h3o::CellIndex::try_from(h3 as u64)
+        {
+            let c = h3o::LatLng::from(cell);
+            (lat, lng) = (Some(c.lat()), Some(c.lng()));
+        }
+        out.push(SearchHit {
+            kind: match kind.as_str() {
+                "ANTRAG" => SearchKind::Antrag,
+                "ROLLE" => SearchKind::Rolle,
+                _ => SearchKind::Knoten,
+            },
+            id: ID(id.to_string()),
+            title: row.try_get("", "title")?,
+            lat: lat.unwrap_or_default(),
+            lng: lng.unwrap_or_default(),
+            score: f64::from(row.try_get::<f32>("", "score")?),
+        });
+    }
+    Ok(out)
+}
+
+/// Edit the design area of a Knoten.
+#[derive(InputObject, Clone, Debug)]
+pub struct UpdateKnotenDesignInput {
+    pub idempotency_key: String,
+    pub knoten_id: ID,
+    /// The version your edit is based on (`Design.version`); if someone saved in between, the
+    /// edit is refused with CONFLICT instead of overwriting theirs.
+    pub expected_version: i32,
+    /// The whole new content (a JSON object, at most 16 KiB).
+    pub content: Json<serde_json::Value>,
+}
+
+#[derive(SimpleObject, Clone, Debug)]
+pub struct UpdateKnotenDesignPayload {
+    pub design: Design,
+    pub event: EventReceipt,
+    pub replayed: bool,
+}
+
+/// Spin a thread from yourself to a Knoten (or renew it).
+#[derive(InputObject, Clone, Debug)]
+pub struct SpinFadenInput {
+    pub idempotency_key: String,
+    pub knoten_id: ID,
+    pub typ: FadenTypGql,
+}
+
+#[derive(SimpleObject, Clone, Debug)]
+pub struct SpinFadenPayload {
+    /// The thread as it is now.
+    pub faden: FadenNode,
+    /// The `FadenGesponnen` event; null when nothing had to change (the thread is yarn).
+    pub event: Option<EventReceipt>,
+    /// True when an existing thread was renewed (its expiry moved).
+    pub renewed: bool,
+    pub replayed: bool,
+}
+
+/// Write a message in a Knoten's room.
+#[derive(InputObject, Clone, Debug)]
+pub struct WriteNachrichtInput {
+    pub idempotency_key: String,
+    pub knoten_id: ID,
+    /// 1 to 4000 characters. `@name` mentions a role: the name without spaces, any case
+    /// (resolved among the room's participants first, then all roles).
+    pub text: String,
+}
+
+#[derive(SimpleObject, Clone, Debug)]
+pub struct WriteNachrichtPayload {
+    pub nachricht: NachrichtNode,
+    pub event: EventReceipt,
+    pub replayed: bool,
+}
+
+#[derive(Default)]
+pub struct SocialMutation;
+
+#[Object]
+impl SocialMutation {
+    /// Save the design area of a Knoten (creator and participants only).
+    async fn update_knoten_design(&self, ctx: &Context<'_>, input: UpdateKnotenDesignInput) -> Result<UpdateKnotenDesignPayload> {
+        let caller = require_caller(ctx)?;
+        let deps = ctx.data::<Deps>()?;
+        let client = ctx.data_opt::<ClientInfo>();
+        let key = validate_idempotency_key(&input.idempotency_key)?;
+        let id = parse_id(&input.knoten_id, "knotenId")?;
+        if input.expected_version < 0 {
+            return Err(refused(deps, client, "updateKnotenDesign", Some(id), DomainError::validation("expectedVersion", "must not be negative")).await.into());
+        }
+        let may_edit = is_creator_or_participant(&deps.db, id, caller.rolle_id).await?;
+        let cmd = KnotenCommand::Gestalten(Gestalten {
+            expected_version: input.expected_version as u32,
+            content: input.content.0.clone(),
+            editor: caller.rolle_id,
+            editor_may_edit: may_edit,
+        });
+        let meta = meta_for(&caller, client, "updateKnotenDesign", key);
+        let done = execute::<Knoten>(deps, client, "updateKnotenDesign", AggregateType::Knoten, id, &cmd, meta, false).await?;
+        let stored = done.events.first().ok_or_else(|| ApiError::unavailable("no event"))?;
+        let p: domain::events::KnotenGestaltet = stored.envelope.decode()?;
+        Ok(UpdateKnotenDesignPayload {
+            design: Design { version: p.version as i32, content: Json(p.content) },
+            event: stored.into(),
+            replayed: done.outcome == bus::Outcome::AlreadyDone,
+        })
+    }
+
+    /// Spin a thread from the caller to a Knoten, or renew it (same role, Knoten and typ).
+    async fn spin_faden(&self, ctx: &Context<'_>, input: SpinFadenInput) -> Result<SpinFadenPayload> {
+        let caller = require_caller(ctx)?;
+        let deps = ctx.data::<Deps>()?;
+        let client = ctx.data_opt::<ClientInfo>();
+        let key = validate_idempotency_key(&input.idempotency_key)?;
+        let knoten = parse_id(&input.knoten_id, "knotenId")?;
+        let typ: domain::events::FadenTyp = input.typ.into();
+        let alive = knoten_alive(&deps.db, knoten).await?;
+        let Some(alive) = alive else {
+            let e = DomainError::NotFound(format!("there is no Knoten {knoten}"));
+            return Err(refused(deps, client, "spinFaden", Some(knoten), e).await.into());
+        };
+        let id = faden_id(caller.rolle_id, knoten, typ);
+        let now = Utc::now();
+        let cmd = FadenCommand::Spinnen(Spinnen {
+            rolle: caller.rolle_id,
+            knoten,
+            typ,
+            now,
+            ttl: deps.config.knoten_ttl,
+            knoten_alive: alive,
+        });
+        let meta = meta_for(&caller, client, "spinFaden", key);
+        let history_before = deps.bus.history(AggregateType::Faden, id).await.map_err(ApiError::from)?;
+        let done = execute::<Faden>(deps, client, "spinFaden", AggregateType::Faden, id, &cmd, meta, false).await?;
+        let renewed = history_before.iter().any(|s| s.envelope.event_type == "FadenGesponnen")
+            && done.outcome == bus::Outcome::Appended
+            && !done.events.is_empty();
+        let mut faden = FadenNode {
+            id: ID(id.to_string()),
+            typ: input.typ,
+            from_rolle_id: ID(caller.rolle_id.to_string()),
+            to_knoten_id: ID(knoten.to_string()),
+            created_at: history_before.first().map(|s| s.envelope.ts).unwrap_or(now),
+            renewed_at: None,
+            expires_at: now,
+            is_yarn: false,
+        };
+        let all: Vec<&domain::Envelope> =
+            history_before.iter().map(|s| &s.envelope).chain(done.events.iter().map(|s| &s.envelope)).collect();
+        for e in &all {
+            match e.event_type.as_str() {
+                "FadenGesponnen" => {
+                    if let Ok(p) = e.decode::<domain::events::FadenGesponnen>() {
+                        if e.ts > faden.created_at {
+                            faden.renewed_at = Some(e.ts);
+                        }
+                        faden.expires_at = p.expires_at;
+                    }
+                }
+                "FadenVerzwirnt" => faden.is_yarn = true,
+                _ => {}
+            }
+        }
+        if let Some(first) = all.first() {
+            faden.created_at = first.ts;
+        }
+        Ok(SpinFadenPayload {
+            faden,
+            event: done.events.last().map(Into::into),
+            renewed,
+            replayed: done.outcome == bus::Outcome::AlreadyDone,
+        })
+    }
+
+    /// Write a message in a Knoten's room.
+    async fn write_nachricht(&self, ctx: &Context<'_>, input: WriteNachrichtInput) -> Result<WriteNachrichtPayload> {
+        let caller = require_caller(ctx)?;
+        let deps = ctx.data::<Deps>()?;
+        let client = ctx.data_opt::<ClientInfo>();
+        let key = validate_idempotency_key(&input.idempotency_key)?;
+        let knoten = parse_id(&input.knoten_id, "knotenId")?;
+        let Some(data_key) = data_key(deps, caller.rolle_id).await? else {
+            return Err(ApiError::Unauthenticated("this role was deleted".into()).into());
+        };
+        let mentions = resolve_mentions(&deps.db, knoten, &domain::rules::mention_tokens(&input.text)).await?;
+        let meta = meta_for(&caller, client, "writeNachricht", key);
+        let nachricht_id = Uuid::new_v5(&super::common::ID_NAMESPACE, format!("nachricht:{}", meta.msg_id).as_bytes());
+        let cmd = KnotenCommand::Schreiben(Schreiben {
+            nachricht_id,
+            author: caller.rolle_id,
+            text: input.text.clone(),
+            mentions: mentions.clone(),
+            key: data_key,
+            nonce: nonce(),
+        });
+        let done = execute::<Knoten>(deps, client, "writeNachricht", AggregateType::Knoten, knoten, &cmd, meta, false).await?;
+        let stored = done.events.first().ok_or_else(|| ApiError::unavailable("no event"))?;
+        let p: domain::events::NachrichtGeschrieben = stored.envelope.decode()?;
+        Ok(WriteNachrichtPayload {
+            nachricht: NachrichtNode {
+                id: ID(p.nachricht_id.to_string()),
+                knoten_id: ID(knoten.to_string()),
+                author_id: ID(caller.rolle_id.to_string()),
+                text: domain::privacy::open(&data_key, &p.text).ok(),
+                mention_ids: p.mentions.iter().map(|m| ID(m.to_string())).collect(),
+                created_at: stored.envelope.ts,
+            },
+            event: stored.into(),
+            replayed: done.outcome == bus::Outcome::AlreadyDone,
+        })
+    }
+}
+
+/// Some(true) if the Knoten exists and has not faded, Some(false) if it faded, None if unknown.
+async fn knoten_alive(db: &DatabaseConnection, id: Uuid) -> Result<Option<bool>, ApiError> {
+    let row = db
+        .query_one(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT decayed_at IS NULL AS alive FROM knoten WHERE id = $1",
+            [id.into()],
+        ))
+        .await?;
+    Ok(match row {
+        Some(r) => Some(r.try_get("", "alive")?),
+        None => None,
+    })
+}
+
+async fn is_creator_or_participant(db: &DatabaseConnection, knoten: Uuid, rolle: Uuid) -> Result<bool, ApiError> {
+    let row = db
+        .query_one(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT EXISTS (SELECT 1 FROM knoten WHERE id = $1 AND created_by = $2) \
+                 OR EXISTS (SELECT 1 FROM faeden WHERE to_knoten = $1 AND from_rolle = $2 AND decayed_at IS NULL) AS ok",
+            [knoten.into(), rolle.into()],
+        ))
+        .await?;
+    Ok(match row {
+        Some(r) => r.try_get("", "ok")?,
+        None => false,
+    })
+}
+
+/// `@name` tokens → role ids: participants of the room first, then any role with that name.
+async fn resolve_mentions(db: &DatabaseConnection, knoten: Uuid, tokens: &[String]) -> Result<Vec<Uuid>, ApiError> {
+    if tokens.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows = db
+        .query_all(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT DISTINCT ON (lower(replace(r.name, ' ', ''))) r.id, lower(replace(r.name, ' ', '')) AS token \
+             FROM rollen r LEFT JOIN faeden f ON f.from_rolle = r.id AND f.to_knoten = $1 AND f.decayed_at IS NULL \
+             WHERE r.deleted_at IS NULL AND lower(replace(r.name, ' ', '')) = ANY($2) \
+             ORDER BY lower(replace(r.name, ' ', '')), (f.id IS NULL), r.created_at",
+            [knoten.into(), tokens.to_vec().into()],
+        ))
+        .await?;
+    let mut by_token = HashMap::new();
+    for r in rows {
+        by_token.insert(r.try_get::<String>("", "token")?, r.try_get::<Uuid>("", "id")?);
+    }
+    Ok(tokens.iter().filter_map(|t| by_token.get(t).copied()).collect())
+}
