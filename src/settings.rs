@@ -83,6 +83,19 @@ pub struct Settings {
         global = true
     )]
     pub ws_tick_ms: u64,
+    /// Feature flags (DESIGN.md §9).
+    #[arg(long, env = "FF_SEARCH", default_value_t = true, action = clap::ArgAction::Set, global = true)]
+    pub ff_search: bool,
+    #[arg(long, env = "FF_TOUR", default_value_t = false, action = clap::ArgAction::Set, global = true)]
+    pub ff_tour: bool,
+    #[arg(long, env = "FF_TIMELINE_DELTA", default_value_t = false, action = clap::ArgAction::Set, global = true)]
+    pub ff_timeline_delta: bool,
+    #[arg(long, env = "FF_PUSH", default_value_t = false, action = clap::ArgAction::Set, global = true)]
+    pub ff_push: bool,
+    #[arg(long, env = "FF_TRANSITIVE_DELEGATION", default_value_t = false, action = clap::ArgAction::Set, global = true)]
+    pub ff_transitive_delegation: bool,
+    #[arg(long, env = "FF_STRIPE", default_value_t = false, action = clap::ArgAction::Set, global = true)]
+    pub ff_stripe: bool,
     /// Seed the demo town at `weberei up` (idempotent).
     #[arg(long, env = "WEBEREI_DEMO", default_value_t = true, action = clap::ArgAction::Set, global = true)]
     pub demo: bool,
@@ -149,6 +162,14 @@ impl Settings {
             ws_tick: Duration::from_millis(self.ws_tick_ms),
             max_bbox_area_deg2: self.max_bbox_deg2,
             hash_salt: salt,
+            flags: api::Flags {
+                search: self.ff_search,
+                tour: self.ff_tour,
+                timeline_delta: self.ff_timeline_delta,
+                push: self.ff_push,
+                transitive_delegation: self.ff_transitive_delegation,
+                stripe: self.ff_stripe,
+            },
             ..api::ApiConfig::default()
         }
     }

@@ -47,6 +47,8 @@ struct Weberei {
     ort: String,
     db: Option<testkit::TestDb>,
     http: reqwest::Client,
+    /// Session of a role registered at start; every request carries it.
+    token: String,
 }
 
 impl Weberei {
@@ -82,6 +84,7 @@ impl Weberei {
                 .timeout(Duration::from_secs(15))
                 .build()
                 .unwrap(),
+            token: String::new(),
         };
 
         // The logs: shown by the test harness only when the test fails.
@@ -126,6 +129,16 @@ impl Weberei {
             }
         });
         server.url = format!("http://{addr}");
+        let reg = server
+            .graphql(
+                "mutation($i: RegisterInput!) { register(input: $i) { token } }",
+                json!({"i": {"idempotencyKey": uuid::Uuid::new_v4().to_string(), "name": "Testerin", "lat": 50.98, "lng": 11.32}}),
+            )
+            .await;
+        server.token = reg["data"]["register"]["token"]
+            .as_str()
+            .unwrap_or_else(|| panic!("register failed: {reg}"))
+            .to_owned();
         server
     }
 
@@ -138,6 +151,7 @@ impl Weberei {
         let resp = self
             .http
             .post(format!("{}/graphql", self.url))
+            .bearer_auth(&self.token)
             .json(&json!({ "query": query, "variables": variables }))
             .send()
             .await

@@ -39,7 +39,10 @@ pub fn token_hash(token: &str) -> String {
 pub fn bearer(header: Option<&str>) -> Option<&str> {
     let h = header?.trim();
     let (scheme, token) = h.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
 }
 
 /// The token in a WebSocket `connection_init` payload: `{"authorization": "Bearer …"}`,
@@ -50,11 +53,17 @@ pub fn token_from_init(payload: &serde_json::Value) -> Option<String> {
             return bearer(Some(v)).map(str::to_owned);
         }
     }
-    payload.get("token").and_then(|v| v.as_str()).map(str::to_owned)
+    payload
+        .get("token")
+        .and_then(|v| v.as_str())
+        .map(str::to_owned)
 }
 
 /// Look a token up; touches `last_seen_at` at most once a minute.
-pub async fn authenticate(db: &DatabaseConnection, token: &str) -> Result<Result<Caller, InvalidToken>, DbErr> {
+pub async fn authenticate(
+    db: &DatabaseConnection,
+    token: &str,
+) -> Result<Result<Caller, InvalidToken>, DbErr> {
     if !token.starts_with(PREFIX) || token.len() > 128 {
         return Ok(Err(InvalidToken));
     }
@@ -67,7 +76,10 @@ pub async fn authenticate(db: &DatabaseConnection, token: &str) -> Result<Result
         ))
         .await?;
     Ok(match row {
-        Some(r) => Ok(Caller { session_id: r.try_get("", "id")?, rolle_id: r.try_get("", "rolle_id")? }),
+        Some(r) => Ok(Caller {
+            session_id: r.try_get("", "id")?,
+            rolle_id: r.try_get("", "rolle_id")?,
+        }),
         None => Err(InvalidToken),
     })
 }
@@ -92,7 +104,11 @@ pub async fn create_session(
 }
 
 /// Revoke one session of a role. Returns whether it was live.
-pub async fn revoke(db: &DatabaseConnection, rolle_id: Uuid, session_id: Uuid) -> Result<bool, DbErr> {
+pub async fn revoke(
+    db: &DatabaseConnection,
+    rolle_id: Uuid,
+    session_id: Uuid,
+) -> Result<bool, DbErr> {
     let r = db
         .execute(Statement::from_sql_and_values(
             DbBackend::Postgres,
@@ -125,7 +141,10 @@ mod tests {
         assert_eq!(bearer(Some("Bearer ")), None);
         let p = serde_json::json!({"authorization": "Bearer wb_y"});
         assert_eq!(token_from_init(&p).as_deref(), Some("wb_y"));
-        assert_eq!(token_from_init(&serde_json::json!({"token": "wb_z"})).as_deref(), Some("wb_z"));
+        assert_eq!(
+            token_from_init(&serde_json::json!({"token": "wb_z"})).as_deref(),
+            Some("wb_z")
+        );
         assert_eq!(token_from_init(&serde_json::json!({})), None);
     }
 }

@@ -36,7 +36,14 @@ pub struct Flags {
 
 impl Default for Flags {
     fn default() -> Self {
-        Self { search: true, tour: false, timeline_delta: false, push: false, transitive_delegation: false, stripe: false }
+        Self {
+            search: true,
+            tour: false,
+            timeline_delta: false,
+            push: false,
+            transitive_delegation: false,
+            stripe: false,
+        }
     }
 }
 

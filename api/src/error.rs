@@ -91,6 +91,9 @@ pub(crate) fn ensure_code(err: &mut ServerError) {
     }
 }
 
+/// Codes that mean "the command was refused" (as opposed to failures or auth).
+const REFUSAL_CODES: [&str; 4] = ["VALIDATION", "FORBIDDEN", "CONFLICT", "NOT_FOUND"];
+
 /// async-graphql extension applying [`ensure_code`] to every response, HTTP and WebSocket, and
 /// recording a refused mutation that never reached its resolver as `EventRejected`.
 pub(crate) struct ErrorCodes;
@@ -117,29 +120,40 @@ impl async_graphql::extensions::Extension for ErrorCodesExtension {
         next: NextRequest<'_>,
     ) -> async_graphql::Response {
         let mut resp = next.run(ctx).await;
-        let uncoded: Vec<String> = resp
+        resp.errors.iter_mut().for_each(ensure_code);
+        // Every refused mutation is recorded as EventRejected, here and only here.
+        let refusals: Vec<(String, String, Option<String>)> = resp
             .errors
             .iter()
-            .filter(|e| e.extensions.as_ref().and_then(|x| x.get("code")).is_none())
-            .map(|e| e.message.clone())
+            .filter_map(|e| {
+                let ext = e.extensions.as_ref()?;
+                let code = match ext.get("code")? {
+                    async_graphql::Value::String(c) => c.clone(),
+                    _ => return None,
+                };
+                if !REFUSAL_CODES.contains(&code.as_str()) {
+                    return None;
+                }
+                let field = match ext.get("field") {
+                    Some(async_graphql::Value::String(f)) => Some(f.clone()),
+                    _ => None,
+                };
+                Some((code, e.message.clone(), field))
+            })
             .collect();
-        resp.errors.iter_mut().for_each(ensure_code);
-        if !uncoded.is_empty() {
+        if !refusals.is_empty() {
             let query = self.query.lock().ok().and_then(|q| q.clone());
             if let (Some(command), Some(bus)) = (
                 query.as_deref().and_then(mutation_name),
                 ctx.data_opt::<bus::Bus>(),
             ) {
-                crate::graphql::record_rejection(
-                    bus,
-                    ctx.data_opt::<crate::graphql::ClientInfo>(),
-                    &command,
-                    "VALIDATION",
-                    &uncoded.join("; "),
-                    None,
-                    None,
-                )
-                .await;
+                let client = ctx.data_opt::<crate::graphql::ClientInfo>();
+                for (code, message, field) in refusals {
+                    crate::graphql::record_rejection(
+                        bus, client, &command, &code, &message, field, None,
+                    )
+                    .await;
+                }
             }
         }
         resp

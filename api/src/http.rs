@@ -3,8 +3,8 @@
 
 use std::net::SocketAddr;
 
-use async_graphql::http::GraphiQLSource;
 use async_graphql::http::ALL_WEBSOCKET_PROTOCOLS;
+use async_graphql::http::GraphiQLSource;
 use async_graphql_axum::{GraphQLProtocol, GraphQLRequest, GraphQLResponse, GraphQLWebSocket};
 use axum::extract::WebSocketUpgrade;
 use axum::extract::{ConnectInfo, State};
@@ -51,14 +51,19 @@ async fn graphql(
         .and_then(|v| v.to_str().ok());
     let client = ClientInfo::new(&state.config.hash_salt, ip.as_deref(), ua);
     let mut req = req.into_inner().data(client);
-    let auth = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    let auth = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
     if let Some(token) = auth::bearer(auth) {
         match auth::authenticate(&state.db, token).await {
             Ok(Ok(caller)) => req = req.data(caller),
             Ok(Err(invalid)) => req = req.data(invalid),
             Err(e) => {
                 let err = async_graphql::Error::from(ApiError::unavailable(e));
-                return async_graphql::Response::from_errors(vec![err.into_server_error(Default::default())]).into();
+                return async_graphql::Response::from_errors(vec![
+                    err.into_server_error(Default::default()),
+                ])
+                .into();
             }
         }
     }
@@ -75,29 +80,33 @@ async fn graphql_ws(
     upgrade: WebSocketUpgrade,
 ) -> Response {
     let ip = connect.map(|c| c.0.0.ip().to_string());
-    let ua = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok());
+    let ua = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok());
     let client = ClientInfo::new(&state.config.hash_salt, ip.as_deref(), ua);
-    upgrade.protocols(ALL_WEBSOCKET_PROTOCOLS).on_upgrade(move |stream| {
-        let db = state.db.clone();
-        GraphQLWebSocket::new(stream, state.schema.clone(), protocol)
-            .on_connection_init(move |payload| async move {
-                let mut data = async_graphql::Data::default();
-                data.insert(client);
-                if let Some(token) = auth::token_from_init(&payload) {
-                    match auth::authenticate(&db, &token).await {
-                        Ok(Ok(caller)) => data.insert(caller),
-                        Ok(Err(_)) => {
-                            return Err(async_graphql::Error::new(
-                                "the session token is unknown or revoked: log in again",
-                            ));
+    upgrade
+        .protocols(ALL_WEBSOCKET_PROTOCOLS)
+        .on_upgrade(move |stream| {
+            let db = state.db.clone();
+            GraphQLWebSocket::new(stream, state.schema.clone(), protocol)
+                .on_connection_init(move |payload| async move {
+                    let mut data = async_graphql::Data::default();
+                    data.insert(client);
+                    if let Some(token) = auth::token_from_init(&payload) {
+                        match auth::authenticate(&db, &token).await {
+                            Ok(Ok(caller)) => data.insert(caller),
+                            Ok(Err(_)) => {
+                                return Err(async_graphql::Error::new(
+                                    "the session token is unknown or revoked: log in again",
+                                ));
+                            }
+                            Err(e) => return Err(ApiError::unavailable(e).into()),
                         }
-                        Err(e) => return Err(ApiError::unavailable(e).into()),
                     }
-                }
-                Ok(data)
-            })
-            .serve()
-    })
+                    Ok(data)
+                })
+                .serve()
+        })
 }
 
 async fn graphiql() -> Html<String> {

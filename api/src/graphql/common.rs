@@ -8,7 +8,7 @@ use domain::{Actor, AggregateType, DomainError, Meta};
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
 use uuid::Uuid;
 
-use super::{ClientInfo, Deps, record_rejection};
+use super::{ClientInfo, Deps};
 use crate::auth::{Caller, InvalidToken};
 use crate::error::ApiError;
 
@@ -36,13 +36,22 @@ pub(crate) fn validate_idempotency_key(key: &str) -> Result<&str, ApiError> {
     if ok {
         Ok(key)
     } else {
-        Err(DomainError::validation("idempotencyKey", "must be 1 to 128 visible ASCII characters (no spaces)").into())
+        Err(DomainError::validation(
+            "idempotencyKey",
+            "must be 1 to 128 visible ASCII characters (no spaces)",
+        )
+        .into())
     }
 }
 
 /// Meta of an event caused by `caller` through `command` with idempotency key `key`. The msg
 /// id is scoped to the caller, so two people's keys never collide.
-pub(crate) fn meta_for(caller: &Caller, client: Option<&ClientInfo>, command: &str, key: &str) -> Meta {
+pub(crate) fn meta_for(
+    caller: &Caller,
+    client: Option<&ClientInfo>,
+    command: &str,
+    key: &str,
+) -> Meta {
     Meta {
         actor: Actor::Rolle(caller.rolle_id),
         ip_hash: client.and_then(|c| c.ip_hash.clone()),
@@ -51,38 +60,32 @@ pub(crate) fn meta_for(caller: &Caller, client: Option<&ClientInfo>, command: &s
     }
 }
 
-/// Execute a command; a domain refusal is recorded as `EventRejected` and returned coded.
+/// Execute a command; a domain refusal comes back coded (the error extension records it as
+/// `EventRejected`, once, for every refused mutation).
 pub(crate) async fn execute<A: Aggregate>(
     deps: &Deps,
-    client: Option<&ClientInfo>,
-    command: &str,
     aggregate_type: AggregateType,
     id: Uuid,
     cmd: &A::Command,
     meta: Meta,
     expect_new: bool,
 ) -> Result<Executed, ApiError> {
-    match deps.bus.execute::<A>(aggregate_type, id, cmd, meta, chrono::Utc::now(), expect_new).await {
+    match deps
+        .bus
+        .execute::<A>(
+            aggregate_type,
+            id,
+            cmd,
+            meta,
+            chrono::Utc::now(),
+            expect_new,
+        )
+        .await
+    {
         Ok(done) => Ok(done),
-        Err(ExecuteError::Refused(e)) => Err(refused(deps, client, command, Some(id), e).await),
+        Err(ExecuteError::Refused(e)) => Err(ApiError::Domain(e)),
         Err(ExecuteError::Failed(e)) => Err(ApiError::unavailable(e)),
     }
-}
-
-/// Record a refusal decided before the bus was involved (and return it as the error).
-pub(crate) async fn refused(
-    deps: &Deps,
-    client: Option<&ClientInfo>,
-    command: &str,
-    id: Option<Uuid>,
-    e: DomainError,
-) -> ApiError {
-    let field = match &e {
-        DomainError::Validation { field, .. } => Some(field.clone()),
-        _ => None,
-    };
-    record_rejection(&deps.bus, client, command, e.code(), &e.to_string(), field, id).await;
-    ApiError::Domain(e)
 }
 
 /// The data key of a role, if it still exists (it is destroyed when the role is deleted).

@@ -98,7 +98,9 @@ impl KnotenNode {
     /// The role that tied it.
     async fn creator(&self, ctx: &Context<'_>) -> Result<Option<super::rolle::RolleNode>> {
         match &self.creator_id {
-            Some(id) => super::rolle::load_rolle(ctx, super::rolle::parse_id(id, "creatorId")?).await,
+            Some(id) => {
+                super::rolle::load_rolle(ctx, super::rolle::parse_id(id, "creatorId")?).await
+            }
             None => Ok(None),
         }
     }
@@ -296,7 +298,9 @@ fn row_to_knoten(row: &sea_orm::QueryResult) -> Result<KnotenNode, sea_orm::DbEr
         is_yarn: row.try_get("", "is_yarn")?,
         decayed_at: row.try_get("", "decayed_at")?,
         design_version: row.try_get("", "design_version")?,
-        creator_id: row.try_get::<Option<Uuid>>("", "created_by")?.map(|c| ID(c.to_string())),
+        creator_id: row
+            .try_get::<Option<Uuid>>("", "created_by")?
+            .map(|c| ID(c.to_string())),
     })
 }
 
@@ -325,12 +329,19 @@ pub struct KnotenMutation;
 impl KnotenMutation {
     /// Tie a new Knoten at a point. Retrying with the same idempotency key returns the same
     /// Knoten (`replayed: true`) and never creates a second one.
-    async fn create_knoten(&self, ctx: &Context<'_>, input: CreateKnotenInput) -> Result<CreateKnotenPayload> {
+    async fn create_knoten(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateKnotenInput,
+    ) -> Result<CreateKnotenPayload> {
         let caller = require_caller(ctx)?;
         let deps = ctx.data::<Deps>()?;
         let client = ctx.data_opt::<ClientInfo>();
         let key = validate_idempotency_key(&input.idempotency_key)?;
-        let id = Uuid::new_v5(&ID_NAMESPACE, format!("knoten:{}:{key}", caller.rolle_id).as_bytes());
+        let id = Uuid::new_v5(
+            &ID_NAMESPACE,
+            format!("knoten:{}:{key}", caller.rolle_id).as_bytes(),
+        );
         let cmd = KnotenCommand::Create(CreateKnoten {
             id,
             title: input.title.clone(),
@@ -343,8 +354,11 @@ impl KnotenMutation {
             fine_res: deps.config.fine_res,
         });
         let meta = meta_for(&caller, client, "createKnoten", key);
-        let done = execute::<Knoten>(deps, client, "createKnoten", AggregateType::Knoten, id, &cmd, meta, true).await?;
-        let stored = done.events.first().ok_or_else(|| ApiError::unavailable("createKnoten produced no event"))?;
+        let done = execute::<Knoten>(deps, AggregateType::Knoten, id, &cmd, meta, true).await?;
+        let stored = done
+            .events
+            .first()
+            .ok_or_else(|| ApiError::unavailable("createKnoten produced no event"))?;
         Ok(CreateKnotenPayload {
             knoten: KnotenNode::from_event(&stored.envelope).map_err(ApiError::from)?,
             event: stored.into(),
@@ -365,5 +379,9 @@ pub(crate) async fn load_knoten(ctx: &Context<'_>, id: Uuid) -> Result<Option<Kn
         ))
         .await
         .map_err(ApiError::from)?;
-    Ok(row.as_ref().map(row_to_knoten).transpose().map_err(ApiError::from)?)
+    Ok(row
+        .as_ref()
+        .map(row_to_knoten)
+        .transpose()
+        .map_err(ApiError::from)?)
 }

@@ -29,7 +29,11 @@ pub use scalars::U64;
 pub struct QueryRoot(knoten::KnotenQuery, social::SocialQuery, rolle::RolleQuery);
 
 #[derive(MergedObject, Default)]
-pub struct MutationRoot(rolle::RolleMutation, knoten::KnotenMutation, social::SocialMutation);
+pub struct MutationRoot(
+    rolle::RolleMutation,
+    knoten::KnotenMutation,
+    social::SocialMutation,
+);
 
 #[derive(MergedSubscription, Default)]
 pub struct SubscriptionRoot(viewport::ViewportSubscription);
@@ -82,15 +86,21 @@ fn builder(
     .limit_recursive_depth(32);
     if let (Some(bus), Some(db), Some(hub)) = (bus, db, hub) {
         b = b
-            .data(DataLoader::new(rolle::RolleLoader(db.clone()), tokio::spawn))
-            .data(DataLoader::new(social::FaedenByKnoten(db.clone()), tokio::spawn))
+            .data(DataLoader::new(
+                rolle::RolleLoader(db.clone()),
+                tokio::spawn,
+            ))
+            .data(DataLoader::new(
+                social::FaedenByKnoten(db.clone()),
+                tokio::spawn,
+            ))
             .data(bus.clone())
             .data(Deps {
-            bus,
-            db,
-            hub,
-            config,
-        });
+                bus,
+                db,
+                hub,
+                config,
+            });
     }
     b
 }

@@ -12,7 +12,7 @@ use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use super::common::{ID_NAMESPACE, data_key, execute, meta_for, nonce, refused, require_caller};
+use super::common::{ID_NAMESPACE, data_key, execute, meta_for, nonce, require_caller};
 use super::knoten::EventReceipt;
 use super::{ClientInfo, Deps};
 use crate::auth;
@@ -47,7 +47,9 @@ fn row_to_rolle(row: &sea_orm::QueryResult) -> Result<RolleNode, sea_orm::DbErr>
     Ok(RolleNode {
         id: ID(id.to_string()),
         name: row.try_get("", "name")?,
-        home_h3: h3o::CellIndex::try_from(h3 as u64).map(|c| c.to_string()).unwrap_or_default(),
+        home_h3: h3o::CellIndex::try_from(h3 as u64)
+            .map(|c| c.to_string())
+            .unwrap_or_default(),
         home_lat: row.try_get::<Option<f64>>("", "lat")?.unwrap_or_default(),
         home_lng: row.try_get::<Option<f64>>("", "lng")?.unwrap_or_default(),
         created_at: row.try_get("", "created_at")?,
@@ -153,7 +155,9 @@ pub struct RolleQuery;
 impl RolleQuery {
     /// The caller's role (null without a session).
     async fn me(&self, ctx: &Context<'_>) -> Result<Option<RolleNode>> {
-        let Ok(caller) = require_caller(ctx) else { return Ok(None) };
+        let Ok(caller) = require_caller(ctx) else {
+            return Ok(None);
+        };
         load_rolle(ctx, caller.rolle_id).await
     }
 
@@ -192,7 +196,9 @@ impl RolleQuery {
 }
 
 pub(crate) fn parse_id(id: &ID, field: &str) -> Result<Uuid, ApiError> {
-    Uuid::parse_str(id).map_err(|_| DomainError::validation(field, format!("{:?} is not an id (UUID)", id.as_str())).into())
+    Uuid::parse_str(id).map_err(|_| {
+        DomainError::validation(field, format!("{:?} is not an id (UUID)", id.as_str())).into()
+    })
 }
 
 #[derive(Default)]
@@ -211,7 +217,9 @@ impl RolleMutation {
     async fn logout(&self, ctx: &Context<'_>) -> Result<bool> {
         let caller = require_caller(ctx)?;
         let deps = ctx.data::<Deps>()?;
-        Ok(auth::revoke(&deps.db, caller.rolle_id, caller.session_id).await.map_err(ApiError::from)?)
+        Ok(auth::revoke(&deps.db, caller.rolle_id, caller.session_id)
+            .await
+            .map_err(ApiError::from)?)
     }
 
     /// End one of the caller's sessions (e.g. a lost phone). False if it was not live.
@@ -219,27 +227,45 @@ impl RolleMutation {
         let caller = require_caller(ctx)?;
         let deps = ctx.data::<Deps>()?;
         let id = parse_id(&id, "id")?;
-        Ok(auth::revoke(&deps.db, caller.rolle_id, id).await.map_err(ApiError::from)?)
+        Ok(auth::revoke(&deps.db, caller.rolle_id, id)
+            .await
+            .map_err(ApiError::from)?)
     }
 
     /// Delete the caller's role (crypto-shredding: its data key is destroyed, its name and
     /// texts become unreadable, every hash chain stays verifiable; an alias stays).
-    async fn delete_account(&self, ctx: &Context<'_>, input: DeleteAccountInput) -> Result<DeleteAccountPayload> {
+    async fn delete_account(
+        &self,
+        ctx: &Context<'_>,
+        input: DeleteAccountInput,
+    ) -> Result<DeleteAccountPayload> {
         let caller = require_caller(ctx)?;
         let deps = ctx.data::<Deps>()?;
         let client = ctx.data_opt::<ClientInfo>();
         let key = super::common::validate_idempotency_key(&input.idempotency_key)?;
         if !input.confirm {
-            let e = DomainError::validation("confirm", "must be true: deleting a role cannot be undone");
-            return Err(refused(deps, client, "deleteAccount", Some(caller.rolle_id), e).await.into());
+            let e = DomainError::validation(
+                "confirm",
+                "must be true: deleting a role cannot be undone",
+            );
+            return Err(ApiError::Domain(e).into());
         }
         let meta = meta_for(&caller, client, "deleteAccount", key);
-        let cmd = RolleCommand::Loeschen { id: caller.rolle_id };
-        let done = execute::<Rolle>(deps, client, "deleteAccount", AggregateType::Rolle, caller.rolle_id, &cmd, meta, false).await?;
-        let event = done
-            .events
-            .first()
-            .ok_or_else(|| ApiError::from(DomainError::Conflict("this role is already deleted".into())))?;
+        let cmd = RolleCommand::Loeschen {
+            id: caller.rolle_id,
+        };
+        let done = execute::<Rolle>(
+            deps,
+            AggregateType::Rolle,
+            caller.rolle_id,
+            &cmd,
+            meta,
+            false,
+        )
+        .await?;
+        let event = done.events.first().ok_or_else(|| {
+            ApiError::from(DomainError::Conflict("this role is already deleted".into()))
+        })?;
         // Sessions end now; the projection also revokes them when it applies UserDeleted.
         deps.db
             .execute(Statement::from_sql_and_values(
@@ -249,24 +275,30 @@ impl RolleMutation {
             ))
             .await
             .map_err(ApiError::from)?;
-        Ok(DeleteAccountPayload { event: event.into() })
+        Ok(DeleteAccountPayload {
+            event: event.into(),
+        })
     }
 }
 
-async fn register(deps: &Deps, client: Option<&ClientInfo>, input: RegisterInput) -> Result<RegisterPayload, ApiError> {
+async fn register(
+    deps: &Deps,
+    client: Option<&ClientInfo>,
+    input: RegisterInput,
+) -> Result<RegisterPayload, ApiError> {
     let key = &input.idempotency_key;
     if !(16..=128).contains(&key.len()) || !key.bytes().all(|b| b.is_ascii_graphic()) {
         let e = DomainError::validation(
             "idempotencyKey",
             "register needs a random key of 16 to 128 visible ASCII characters (e.g. a UUID); keep it secret",
         );
-        return Err(refused(deps, client, "register", None, e).await);
+        return Err(ApiError::Domain(e));
     }
     if let Some(label) = &input.device_label
         && label.chars().count() > 60
     {
         let e = DomainError::validation("deviceLabel", "at most 60 characters");
-        return Err(refused(deps, client, "register", None, e).await);
+        return Err(ApiError::Domain(e));
     }
     // The key is the client's secret: only its hash goes into ids and the log.
     let key_hash = hex::encode(Sha256::digest(key.as_bytes()));
@@ -283,7 +315,7 @@ async fn register(deps: &Deps, client: Option<&ClientInfo>, input: RegisterInput
     };
     // Refuse bad input before a data key is stored for it.
     if let Err(e) = Rolle::default().decide(&cmd_with([0u8; 32])) {
-        return Err(refused(deps, client, "register", Some(id), e).await);
+        return Err(ApiError::Domain(e));
     }
     let data_key = match data_key(deps, id).await? {
         Some(k) => k,
@@ -297,7 +329,9 @@ async fn register(deps: &Deps, client: Option<&ClientInfo>, input: RegisterInput
                 ))
                 .await?;
             data_key(deps, id).await?.ok_or_else(|| {
-                ApiError::from(DomainError::Conflict("this role was deleted; register with a new key".into()))
+                ApiError::from(DomainError::Conflict(
+                    "this role was deleted; register with a new key".into(),
+                ))
             })?
         }
     };
@@ -307,13 +341,32 @@ async fn register(deps: &Deps, client: Option<&ClientInfo>, input: RegisterInput
         ua_hash: client.and_then(|c| c.ua_hash.clone()),
         msg_id: format!("register:{key_hash}"),
     };
-    let done = execute::<Rolle>(deps, client, "register", AggregateType::Rolle, id, &cmd_with(data_key), meta, true).await?;
-    let stored = done.events.first().ok_or_else(|| ApiError::unavailable("register produced no event"))?;
+    let done = execute::<Rolle>(
+        deps,
+        AggregateType::Rolle,
+        id,
+        &cmd_with(data_key),
+        meta,
+        true,
+    )
+    .await?;
+    let stored = done
+        .events
+        .first()
+        .ok_or_else(|| ApiError::unavailable("register produced no event"))?;
     let p: domain::events::RolleRegistriert = stored.envelope.decode()?;
-    let cell: h3o::CellIndex = p.home_h3.parse().map_err(|_| ApiError::unavailable("bad home cell"))?;
+    let cell: h3o::CellIndex = p
+        .home_h3
+        .parse()
+        .map_err(|_| ApiError::unavailable("bad home cell"))?;
     let centre = h3o::LatLng::from(cell);
-    let (session_id, token) =
-        auth::create_session(&deps.db, id, client.and_then(|c| c.ua_hash.clone()), input.device_label.clone()).await?;
+    let (session_id, token) = auth::create_session(
+        &deps.db,
+        id,
+        client.and_then(|c| c.ua_hash.clone()),
+        input.device_label.clone(),
+    )
+    .await?;
     let now = Utc::now();
     Ok(RegisterPayload {
         rolle: RolleNode {
@@ -326,7 +379,13 @@ async fn register(deps: &Deps, client: Option<&ClientInfo>, input: RegisterInput
             deleted: false,
         },
         token,
-        session: Session { id: ID(session_id.to_string()), label: input.device_label, created_at: now, last_seen_at: now, current: true },
+        session: Session {
+            id: ID(session_id.to_string()),
+            label: input.device_label,
+            created_at: now,
+            last_seen_at: now,
+            current: true,
+        },
         event: stored.into(),
         replayed: done.outcome == bus::Outcome::AlreadyDone,
     })

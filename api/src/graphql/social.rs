@@ -4,7 +4,9 @@ use std::collections::HashMap;
 
 use async_graphql::connection::{Connection, Edge, EmptyFields};
 use async_graphql::dataloader::{DataLoader, Loader};
-use async_graphql::{ComplexObject, Context, Enum, ID, InputObject, Json, Object, Result, SimpleObject};
+use async_graphql::{
+    ComplexObject, Context, Enum, ID, InputObject, Json, Object, Result, SimpleObject,
+};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
@@ -14,7 +16,7 @@ use domain::{AggregateType, DomainError};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
 use uuid::Uuid;
 
-use super::common::{data_key, execute, meta_for, nonce, refused, require_caller, validate_idempotency_key};
+use super::common::{data_key, execute, meta_for, nonce, require_caller, validate_idempotency_key};
 use super::knoten::{EventReceipt, KnotenNode, load_knoten};
 use super::rolle::{RolleNode, load_rolle, parse_id};
 use super::{ClientInfo, Deps};
@@ -80,7 +82,8 @@ impl FadenNode {
     }
 }
 
-const FADEN_COLUMNS: &str = "id, typ::text AS typ, from_rolle, to_knoten, created_at, renewed_at, expires_at, is_yarn";
+const FADEN_COLUMNS: &str =
+    "id, typ::text AS typ, from_rolle, to_knoten, created_at, renewed_at, expires_at, is_yarn";
 
 fn row_to_faden(row: &sea_orm::QueryResult) -> Result<FadenNode, sea_orm::DbErr> {
     let id: Uuid = row.try_get("", "id")?;
@@ -129,7 +132,11 @@ impl Loader<Uuid> for FaedenByKnoten {
 }
 
 pub(crate) async fn live_faeden(ctx: &Context<'_>, knoten: Uuid) -> Result<Vec<FadenNode>> {
-    Ok(ctx.data::<DataLoader<FaedenByKnoten>>()?.load_one(knoten).await?.unwrap_or_default())
+    Ok(ctx
+        .data::<DataLoader<FaedenByKnoten>>()?
+        .load_one(knoten)
+        .await?
+        .unwrap_or_default())
 }
 
 /// Distinct roles with a live thread to the Knoten: its room's participants.
@@ -141,8 +148,14 @@ pub(crate) async fn participants(ctx: &Context<'_>, knoten: Uuid) -> Result<Vec<
         .collect();
     ids.sort();
     ids.dedup();
-    let loaded = ctx.data::<DataLoader<super::rolle::RolleLoader>>()?.load_many(ids.iter().copied()).await?;
-    Ok(ids.iter().filter_map(|id| loaded.get(id).cloned()).collect())
+    let loaded = ctx
+        .data::<DataLoader<super::rolle::RolleLoader>>()?
+        .load_many(ids.iter().copied())
+        .await?;
+    Ok(ids
+        .iter()
+        .filter_map(|id| loaded.get(id).cloned())
+        .collect())
 }
 
 /// A message in a room.
@@ -166,9 +179,19 @@ impl NachrichtNode {
     }
 
     async fn mentions(&self, ctx: &Context<'_>) -> Result<Vec<RolleNode>> {
-        let ids: Vec<Uuid> = self.mention_ids.iter().filter_map(|i| Uuid::parse_str(i).ok()).collect();
-        let loaded = ctx.data::<DataLoader<super::rolle::RolleLoader>>()?.load_many(ids.iter().copied()).await?;
-        Ok(ids.iter().filter_map(|id| loaded.get(id).cloned()).collect())
+        let ids: Vec<Uuid> = self
+            .mention_ids
+            .iter()
+            .filter_map(|i| Uuid::parse_str(i).ok())
+            .collect();
+        let loaded = ctx
+            .data::<DataLoader<super::rolle::RolleLoader>>()?
+            .load_many(ids.iter().copied())
+            .await?;
+        Ok(ids
+            .iter()
+            .filter_map(|id| loaded.get(id).cloned())
+            .collect())
     }
 }
 
@@ -219,16 +242,32 @@ impl Room {
     ) -> Result<Connection<String, NachrichtNode, EmptyFields, EmptyFields>> {
         let deps = ctx.data::<Deps>()?;
         let (limit, backwards) = match (first, last) {
-            (Some(_), Some(_)) => return Err(ApiError::from(DomainError::validation("first", "give either first or last")).into()),
+            (Some(_), Some(_)) => {
+                return Err(ApiError::from(DomainError::validation(
+                    "first",
+                    "give either first or last",
+                ))
+                .into());
+            }
             (Some(n), None) => (n, false),
             (None, Some(n)) => (n, true),
             (None, None) => (50, true),
         };
         if !(1..=200).contains(&limit) {
-            return Err(ApiError::from(DomainError::validation(if backwards { "last" } else { "first" }, "must be between 1 and 200")).into());
+            return Err(ApiError::from(DomainError::validation(
+                if backwards { "last" } else { "first" },
+                "must be between 1 and 200",
+            ))
+            .into());
         }
-        let after = after.as_deref().map(|c| decode_cursor(c, "after")).transpose()?;
-        let before = before.as_deref().map(|c| decode_cursor(c, "before")).transpose()?;
+        let after = after
+            .as_deref()
+            .map(|c| decode_cursor(c, "after"))
+            .transpose()?;
+        let before = before
+            .as_deref()
+            .map(|c| decode_cursor(c, "before"))
+            .transpose()?;
         let lo = after.unwrap_or((DateTime::<Utc>::UNIX_EPOCH, Uuid::nil()));
         let hi = before.unwrap_or((far_future(), Uuid::max()));
         let order = if backwards { "DESC" } else { "ASC" };
@@ -255,7 +294,11 @@ impl Room {
         if backwards {
             nodes.reverse();
         }
-        let (has_prev, has_next) = if backwards { (more, before.is_some()) } else { (after.is_some(), more) };
+        let (has_prev, has_next) = if backwards {
+            (more, before.is_some())
+        } else {
+            (after.is_some(), more)
+        };
         let mut conn = Connection::new(has_prev, has_next);
         for n in nodes {
             let cursor = encode_cursor(n.created_at, &n.id);
@@ -271,7 +314,10 @@ impl Room {
 
     /// The shared design area.
     async fn design(&self) -> Design {
-        Design { version: self.knoten.design_version, content: self.knoten.content.clone() }
+        Design {
+            version: self.knoten.design_version,
+            content: self.knoten.content.clone(),
+        }
     }
 }
 
@@ -284,7 +330,12 @@ fn encode_cursor(ts: DateTime<Utc>, id: &ID) -> String {
 }
 
 fn decode_cursor(cursor: &str, field: &str) -> Result<(DateTime<Utc>, Uuid), ApiError> {
-    let bad = || ApiError::from(DomainError::validation(field, "not a cursor returned by this connection"));
+    let bad = || {
+        ApiError::from(DomainError::validation(
+            field,
+            "not a cursor returned by this connection",
+        ))
+    };
     let raw = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| bad())?;
     let raw = String::from_utf8(raw).map_err(|_| bad())?;
     let (ts, id) = raw.split_once('|').ok_or_else(bad)?;
@@ -345,7 +396,9 @@ impl SocialQuery {
     /// The room of a Knoten (also of a faded one: its history stays readable).
     async fn room(&self, ctx: &Context<'_>, knoten_id: ID) -> Result<Option<Room>> {
         let id = parse_id(&knoten_id, "knotenId")?;
-        Ok(load_knoten(ctx, id).await?.map(|knoten| Room { knoten, id }))
+        Ok(load_knoten(ctx, id)
+            .await?
+            .map(|knoten| Room { knoten, id }))
     }
 
     /// Fuzzy search over Knoten titles, Antrag titles and role names (misspellings welcome).
@@ -358,16 +411,27 @@ impl SocialQuery {
     ) -> Result<Vec<SearchHit>> {
         let deps = ctx.data::<Deps>()?;
         if !deps.config.flags.search {
-            return Err(ApiError::FeatureDisabled("search is switched off on this server (FF_SEARCH)".into()).into());
+            return Err(ApiError::FeatureDisabled(
+                "search is switched off on this server (FF_SEARCH)".into(),
+            )
+            .into());
         }
         let text = text.trim();
         let chars = text.chars().count();
         if !(2..=100).contains(&chars) {
-            return Err(ApiError::from(DomainError::validation("text", "must be 2 to 100 characters")).into());
+            return Err(ApiError::from(DomainError::validation(
+                "text",
+                "must be 2 to 100 characters",
+            ))
+            .into());
         }
         let first = first.unwrap_or(10);
         if !(1..=50).contains(&first) {
-            return Err(ApiError::from(DomainError::validation("first", "must be between 1 and 50")).into());
+            return Err(ApiError::from(DomainError::validation(
+                "first",
+                "must be between 1 and 50",
+            ))
+            .into());
         }
         Ok(search(&deps.db, text, first).await?)
     }
@@ -392,7 +456,11 @@ impl SocialQuery {
     }
 }
 
-async fn search(db: &DatabaseConnection, text: &str, first: i32) -> Result<Vec<SearchHit>, ApiError> {
+async fn search(
+    db: &DatabaseConnection,
+    text: &str,
+    first: i32,
+) -> Result<Vec<SearchHit>, ApiError> {
     let rows = db
         .query_all(Statement::from_sql_and_values(
             DbBackend::Postgres,
@@ -415,7 +483,8 @@ async fn search(db: &DatabaseConnection, text: &str, first: i32) -> Result<Vec<S
     for row in rows {
         let kind: String = row.try_get("", "kind")?;
         let id: Uuid = row.try_get("", "id")?;
-        let (mut lat, mut lng): (Option<f64>, Option<f64>) = (row.try_get("", "lat")?, row.try_get("", "lng")?);
+        let (mut lat, mut lng): (Option<f64>, Option<f64>) =
+            (row.try_get("", "lat")?, row.try_get("", "lng")?);
         if let Some(h3) = row.try_get::<Option<i64>>("", "h3")?
             && let Ok(cell) = h3o::CellIndex::try_from(h3 as u64)
         {
@@ -499,14 +568,22 @@ pub struct SocialMutation;
 #[Object]
 impl SocialMutation {
     /// Save the design area of a Knoten (creator and participants only).
-    async fn update_knoten_design(&self, ctx: &Context<'_>, input: UpdateKnotenDesignInput) -> Result<UpdateKnotenDesignPayload> {
+    async fn update_knoten_design(
+        &self,
+        ctx: &Context<'_>,
+        input: UpdateKnotenDesignInput,
+    ) -> Result<UpdateKnotenDesignPayload> {
         let caller = require_caller(ctx)?;
         let deps = ctx.data::<Deps>()?;
         let client = ctx.data_opt::<ClientInfo>();
         let key = validate_idempotency_key(&input.idempotency_key)?;
         let id = parse_id(&input.knoten_id, "knotenId")?;
         if input.expected_version < 0 {
-            return Err(refused(deps, client, "updateKnotenDesign", Some(id), DomainError::validation("expectedVersion", "must not be negative")).await.into());
+            return Err(ApiError::Domain(DomainError::validation(
+                "expectedVersion",
+                "must not be negative",
+            ))
+            .into());
         }
         let may_edit = is_creator_or_participant(&deps.db, id, caller.rolle_id).await?;
         let cmd = KnotenCommand::Gestalten(Gestalten {
@@ -516,18 +593,28 @@ impl SocialMutation {
             editor_may_edit: may_edit,
         });
         let meta = meta_for(&caller, client, "updateKnotenDesign", key);
-        let done = execute::<Knoten>(deps, client, "updateKnotenDesign", AggregateType::Knoten, id, &cmd, meta, false).await?;
-        let stored = done.events.first().ok_or_else(|| ApiError::unavailable("no event"))?;
+        let done = execute::<Knoten>(deps, AggregateType::Knoten, id, &cmd, meta, false).await?;
+        let stored = done
+            .events
+            .first()
+            .ok_or_else(|| ApiError::unavailable("no event"))?;
         let p: domain::events::KnotenGestaltet = stored.envelope.decode()?;
         Ok(UpdateKnotenDesignPayload {
-            design: Design { version: p.version as i32, content: Json(p.content) },
+            design: Design {
+                version: p.version as i32,
+                content: Json(p.content),
+            },
             event: stored.into(),
             replayed: done.outcome == bus::Outcome::AlreadyDone,
         })
     }
 
     /// Spin a thread from the caller to a Knoten, or renew it (same role, Knoten and typ).
-    async fn spin_faden(&self, ctx: &Context<'_>, input: SpinFadenInput) -> Result<SpinFadenPayload> {
+    async fn spin_faden(
+        &self,
+        ctx: &Context<'_>,
+        input: SpinFadenInput,
+    ) -> Result<SpinFadenPayload> {
         let caller = require_caller(ctx)?;
         let deps = ctx.data::<Deps>()?;
         let client = ctx.data_opt::<ClientInfo>();
@@ -537,7 +624,7 @@ impl SocialMutation {
         let alive = knoten_alive(&deps.db, knoten).await?;
         let Some(alive) = alive else {
             let e = DomainError::NotFound(format!("there is no Knoten {knoten}"));
-            return Err(refused(deps, client, "spinFaden", Some(knoten), e).await.into());
+            return Err(ApiError::Domain(e).into());
         };
         let id = faden_id(caller.rolle_id, knoten, typ);
         let now = Utc::now();
@@ -550,9 +637,15 @@ impl SocialMutation {
             knoten_alive: alive,
         });
         let meta = meta_for(&caller, client, "spinFaden", key);
-        let history_before = deps.bus.history(AggregateType::Faden, id).await.map_err(ApiError::from)?;
-        let done = execute::<Faden>(deps, client, "spinFaden", AggregateType::Faden, id, &cmd, meta, false).await?;
-        let renewed = history_before.iter().any(|s| s.envelope.event_type == "FadenGesponnen")
+        let history_before = deps
+            .bus
+            .history(AggregateType::Faden, id)
+            .await
+            .map_err(ApiError::from)?;
+        let done = execute::<Faden>(deps, AggregateType::Faden, id, &cmd, meta, false).await?;
+        let renewed = history_before
+            .iter()
+            .any(|s| s.envelope.event_type == "FadenGesponnen")
             && done.outcome == bus::Outcome::Appended
             && !done.events.is_empty();
         let mut faden = FadenNode {
@@ -565,8 +658,11 @@ impl SocialMutation {
             expires_at: now,
             is_yarn: false,
         };
-        let all: Vec<&domain::Envelope> =
-            history_before.iter().map(|s| &s.envelope).chain(done.events.iter().map(|s| &s.envelope)).collect();
+        let all: Vec<&domain::Envelope> = history_before
+            .iter()
+            .map(|s| &s.envelope)
+            .chain(done.events.iter().map(|s| &s.envelope))
+            .collect();
         for e in &all {
             match e.event_type.as_str() {
                 "FadenGesponnen" => {
@@ -593,7 +689,11 @@ impl SocialMutation {
     }
 
     /// Write a message in a Knoten's room.
-    async fn write_nachricht(&self, ctx: &Context<'_>, input: WriteNachrichtInput) -> Result<WriteNachrichtPayload> {
+    async fn write_nachricht(
+        &self,
+        ctx: &Context<'_>,
+        input: WriteNachrichtInput,
+    ) -> Result<WriteNachrichtPayload> {
         let caller = require_caller(ctx)?;
         let deps = ctx.data::<Deps>()?;
         let client = ctx.data_opt::<ClientInfo>();
@@ -602,9 +702,17 @@ impl SocialMutation {
         let Some(data_key) = data_key(deps, caller.rolle_id).await? else {
             return Err(ApiError::Unauthenticated("this role was deleted".into()).into());
         };
-        let mentions = resolve_mentions(&deps.db, knoten, &domain::rules::mention_tokens(&input.text)).await?;
+        let mentions = resolve_mentions(
+            &deps.db,
+            knoten,
+            &domain::rules::mention_tokens(&input.text),
+        )
+        .await?;
         let meta = meta_for(&caller, client, "writeNachricht", key);
-        let nachricht_id = Uuid::new_v5(&super::common::ID_NAMESPACE, format!("nachricht:{}", meta.msg_id).as_bytes());
+        let nachricht_id = Uuid::new_v5(
+            &super::common::ID_NAMESPACE,
+            format!("nachricht:{}", meta.msg_id).as_bytes(),
+        );
         let cmd = KnotenCommand::Schreiben(Schreiben {
             nachricht_id,
             author: caller.rolle_id,
@@ -613,8 +721,12 @@ impl SocialMutation {
             key: data_key,
             nonce: nonce(),
         });
-        let done = execute::<Knoten>(deps, client, "writeNachricht", AggregateType::Knoten, knoten, &cmd, meta, false).await?;
-        let stored = done.events.first().ok_or_else(|| ApiError::unavailable("no event"))?;
+        let done =
+            execute::<Knoten>(deps, AggregateType::Knoten, knoten, &cmd, meta, false).await?;
+        let stored = done
+            .events
+            .first()
+            .ok_or_else(|| ApiError::unavailable("no event"))?;
         let p: domain::events::NachrichtGeschrieben = stored.envelope.decode()?;
         Ok(WriteNachrichtPayload {
             nachricht: NachrichtNode {
@@ -646,7 +758,11 @@ async fn knoten_alive(db: &DatabaseConnection, id: Uuid) -> Result<Option<bool>,
     })
 }
 
-async fn is_creator_or_participant(db: &DatabaseConnection, knoten: Uuid, rolle: Uuid) -> Result<bool, ApiError> {
+async fn is_creator_or_participant(
+    db: &DatabaseConnection,
+    knoten: Uuid,
+    rolle: Uuid,
+) -> Result<bool, ApiError> {
     let row = db
         .query_one(Statement::from_sql_and_values(
             DbBackend::Postgres,
@@ -662,7 +778,11 @@ async fn is_creator_or_participant(db: &DatabaseConnection, knoten: Uuid, rolle:
 }
 
 /// `@name` tokens → role ids: participants of the room first, then any role with that name.
-async fn resolve_mentions(db: &DatabaseConnection, knoten: Uuid, tokens: &[String]) -> Result<Vec<Uuid>, ApiError> {
+async fn resolve_mentions(
+    db: &DatabaseConnection,
+    knoten: Uuid,
+    tokens: &[String],
+) -> Result<Vec<Uuid>, ApiError> {
     if tokens.is_empty() {
         return Ok(Vec::new());
     }
@@ -678,7 +798,13 @@ async fn resolve_mentions(db: &DatabaseConnection, knoten: Uuid, tokens: &[Strin
         .await?;
     let mut by_token = HashMap::new();
     for r in rows {
-        by_token.insert(r.try_get::<String>("", "token")?, r.try_get::<Uuid>("", "id")?);
+        by_token.insert(
+            r.try_get::<String>("", "token")?,
+            r.try_get::<Uuid>("", "id")?,
+        );
     }
-    Ok(tokens.iter().filter_map(|t| by_token.get(t).copied()).collect())
+    Ok(tokens
+        .iter()
+        .filter_map(|t| by_token.get(t).copied())
+        .collect())
 }

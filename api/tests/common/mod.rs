@@ -17,6 +17,8 @@ pub struct Server {
     pub db: testkit::TestDb,
     pub stop: watch::Sender<bool>,
     pub http: reqwest::Client,
+    /// Session of a role registered at start; `gql` sends it.
+    pub token: String,
 }
 
 pub async fn server(metrics: Option<metrics_exporter_prometheus::PrometheusHandle>) -> Server {
@@ -56,26 +58,51 @@ pub async fn server(metrics: Option<metrics_exporter_prometheus::PrometheusHandl
         .await
         .unwrap();
     });
-    Server {
+    let mut s = Server {
         url: format!("http://{addr}"),
         bus,
         db,
         stop,
         http: reqwest::Client::new(),
-    }
+        token: String::new(),
+    };
+    s.token = s.register("Testerin").await;
+    s
 }
 
 impl Server {
     pub async fn gql(&self, query: &str, variables: Value) -> Value {
-        self.http
-            .post(format!("{}/graphql", self.url))
-            .json(&json!({"query": query, "variables": variables}))
+        self.gql_as(&self.token, query, variables).await
+    }
+
+    /// A request with another session token ("" sends none).
+    pub async fn gql_as(&self, token: &str, query: &str, variables: Value) -> Value {
+        let mut req = self.http.post(format!("{}/graphql", self.url));
+        if !token.is_empty() {
+            req = req.bearer_auth(token);
+        }
+        req.json(&json!({"query": query, "variables": variables}))
             .send()
             .await
             .unwrap()
             .json()
             .await
             .unwrap()
+    }
+
+    /// Register a new role; returns its session token.
+    pub async fn register(&self, name: &str) -> String {
+        let r = self
+            .gql_as(
+                "",
+                "mutation($i: RegisterInput!) { register(input: $i) { token rolle { id } } }",
+                json!({"i": {"idempotencyKey": uuid::Uuid::new_v4().to_string(), "name": name, "lat": 50.98, "lng": 11.32}}),
+            )
+            .await;
+        r["data"]["register"]["token"]
+            .as_str()
+            .unwrap_or_else(|| panic!("register failed: {r}"))
+            .to_owned()
     }
 
     pub async fn create(&self, key: &str, title: &str, lat: f64, lng: f64) -> Value {
