@@ -65,7 +65,10 @@ enum Command {
 
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum WorkerRole {
+    /// Events -> PostgreSQL projections, archive and chain heads.
     Projection,
+    /// Timers: decay and yarn (scans at start for what came due while it was down).
+    Jobs,
 }
 
 fn main() -> Result<()> {
@@ -134,23 +137,26 @@ async fn run(cli: Cli) -> Result<()> {
                 Roles {
                     api: true,
                     projection: false,
+                    jobs: false,
                 },
             )
             .await
         }
-        Command::Worker {
-            role: WorkerRole::Projection,
-        } => {
+        Command::Worker { role } => {
             let urls = s.explicit_urls()?;
-            serve(
-                s,
-                urls,
-                Roles {
+            let roles = match role {
+                WorkerRole::Projection => Roles {
                     api: false,
                     projection: true,
+                    jobs: false,
                 },
-            )
-            .await
+                WorkerRole::Jobs => Roles {
+                    api: false,
+                    projection: false,
+                    jobs: true,
+                },
+            };
+            serve(s, urls, roles).await
         }
     }
 }
@@ -158,6 +164,7 @@ async fn run(cli: Cli) -> Result<()> {
 struct Roles {
     api: bool,
     projection: bool,
+    jobs: bool,
 }
 
 /// Connection URLs of the three servers.
@@ -199,6 +206,7 @@ async fn up(s: Settings) -> Result<()> {
             Roles {
                 api: true,
                 projection: true,
+                jobs: true,
             },
         )
         .await
@@ -244,6 +252,17 @@ async fn serve(s: Settings, urls: Urls, roles: Roles) -> Result<()> {
         );
         let rx = stop_rx.clone();
         tasks.push(tokio::spawn(async move { worker.run(rx).await }));
+    }
+
+    if roles.jobs {
+        let jobs = workers::JobsWorker::new(
+            bus.clone(),
+            db.clone(),
+            std::sync::Arc::new(workers::SystemClock),
+            workers::JobsConfig::default(),
+        );
+        let rx = stop_rx.clone();
+        tasks.push(tokio::spawn(async move { jobs.run(rx).await }));
     }
 
     let addr: SocketAddr = s

@@ -66,9 +66,13 @@ pub struct Spinnen {
 pub enum FadenCommand {
     Spinnen(Spinnen),
     /// The decay timer: decays the Faden if it is due at `now`; otherwise nothing.
-    Verfallen { now: DateTime<Utc> },
+    Verfallen {
+        now: DateTime<Utc>,
+    },
     /// The yarn timer: twist this thread into the yarn of `knoten`.
-    Verzwirnen { knoten: Uuid },
+    Verzwirnen {
+        knoten: Uuid,
+    },
 }
 
 impl Aggregate for Faden {

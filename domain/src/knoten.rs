@@ -101,9 +101,14 @@ pub enum KnotenCommand {
     Create(CreateKnoten),
     Gestalten(Gestalten),
     /// The decay timer: decays the Knoten if it is due at `now`; otherwise nothing.
-    Verfallen { now: DateTime<Utc> },
+    Verfallen {
+        now: DateTime<Utc>,
+    },
     /// The yarn timer: `roles` are the `from_rolle` of the Knoten's active threads.
-    Verzwirnen { roles: Vec<Uuid>, min_roles: usize },
+    Verzwirnen {
+        roles: Vec<Uuid>,
+        min_roles: usize,
+    },
     Schreiben(Schreiben),
 }
 
@@ -467,8 +472,10 @@ mod tests {
             })
             .unwrap();
         assert!(early.is_empty());
-        let p: KnotenVerfallen =
-            only(k.decide(&KnotenCommand::Verfallen { now: expires }).unwrap());
+        let p: KnotenVerfallen = only(
+            k.decide(&KnotenCommand::Verfallen { now: expires })
+                .unwrap(),
+        );
         assert_eq!(p.expired_at, expires);
     }
 
@@ -601,10 +608,7 @@ mod tests {
             .unwrap_err();
         assert!(matches!(err, DomainError::Conflict(_)));
         let k = knoten_with(&[]);
-        for content in [
-            json!("text"),
-            json!({"t": "x".repeat(CONTENT_MAX_BYTES)}),
-        ] {
+        for content in [json!("text"), json!({"t": "x".repeat(CONTENT_MAX_BYTES)})] {
             let err = k
                 .decide(&KnotenCommand::Gestalten(Gestalten {
                     expected_version: 0,
@@ -623,8 +627,11 @@ mod tests {
 
     #[test]
     fn a_message_is_sealed_with_the_authors_key_and_opens_with_it() {
-        let p: NachrichtGeschrieben =
-            only(knoten_with(&[]).decide(&write("  Wer bringt Saatgut mit?  ")).unwrap());
+        let p: NachrichtGeschrieben = only(
+            knoten_with(&[])
+                .decide(&write("  Wer bringt Saatgut mit?  "))
+                .unwrap(),
+        );
         assert_eq!(p.author, OTHER);
         assert_eq!(p.text.kid, OTHER);
         assert!(!p.text.ct.contains("Saatgut"));

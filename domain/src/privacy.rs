@@ -32,12 +32,28 @@ pub struct Sealed {
 }
 
 /// Seal `plaintext` for role `kid`.
-pub fn seal(key: &[u8; KEY_BYTES], nonce: &[u8; NONCE_BYTES], kid: Uuid, plaintext: &str) -> Result<Sealed, DomainError> {
+pub fn seal(
+    key: &[u8; KEY_BYTES],
+    nonce: &[u8; NONCE_BYTES],
+    kid: Uuid,
+    plaintext: &str,
+) -> Result<Sealed, DomainError> {
     let cipher = XChaCha20Poly1305::new(key.into());
     let ct = cipher
-        .encrypt(XNonce::from_slice(nonce), AeadPayload { msg: plaintext.as_bytes(), aad: kid.as_bytes() })
+        .encrypt(
+            XNonce::from_slice(nonce),
+            AeadPayload {
+                msg: plaintext.as_bytes(),
+                aad: kid.as_bytes(),
+            },
+        )
         .map_err(|_| DomainError::validation("text", "could not be sealed"))?;
-    Ok(Sealed { alg: ALG.to_owned(), kid, nonce: STANDARD.encode(nonce), ct: STANDARD.encode(ct) })
+    Ok(Sealed {
+        alg: ALG.to_owned(),
+        kid,
+        nonce: STANDARD.encode(nonce),
+        ct: STANDARD.encode(ct),
+    })
 }
 
 /// Open a sealed text with its role's key. Fails if the key is wrong, or the text was altered.
@@ -53,7 +69,13 @@ pub fn open(key: &[u8; KEY_BYTES], sealed: &Sealed) -> Result<String, DomainErro
     let ct = STANDARD.decode(&sealed.ct).map_err(|_| bad())?;
     let cipher = XChaCha20Poly1305::new(key.into());
     let plain = cipher
-        .decrypt(XNonce::from_slice(&nonce), AeadPayload { msg: &ct, aad: sealed.kid.as_bytes() })
+        .decrypt(
+            XNonce::from_slice(&nonce),
+            AeadPayload {
+                msg: &ct,
+                aad: sealed.kid.as_bytes(),
+            },
+        )
         .map_err(|_| bad())?;
     String::from_utf8(plain).map_err(|_| bad())
 }
@@ -70,10 +92,20 @@ mod tests {
         assert!(!s.ct.contains("Gr"));
         assert_eq!(open(&key, &s).unwrap(), "Grüße an alle");
         assert!(open(&[8u8; 32], &s).is_err(), "another key");
-        let moved = Sealed { kid: Uuid::from_u128(2), ..s.clone() };
+        let moved = Sealed {
+            kid: Uuid::from_u128(2),
+            ..s.clone()
+        };
         assert!(open(&key, &moved).is_err(), "bound to its owner");
         let mut tampered = s;
-        tampered.ct.replace_range(0..1, if tampered.ct.starts_with('A') { "B" } else { "A" });
+        tampered.ct.replace_range(
+            0..1,
+            if tampered.ct.starts_with('A') {
+                "B"
+            } else {
+                "A"
+            },
+        );
         assert!(open(&key, &tampered).is_err());
     }
 }

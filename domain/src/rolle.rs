@@ -41,7 +41,9 @@ pub struct Registrieren {
 pub enum RolleCommand {
     Registrieren(Registrieren),
     /// Delete role `id`; the caller destroys its data key once `UserDeleted` is stored.
-    Loeschen { id: Uuid },
+    Loeschen {
+        id: Uuid,
+    },
 }
 
 impl Aggregate for Rolle {
@@ -85,7 +87,10 @@ impl Rolle {
     fn registrieren(&self, r: &Registrieren) -> Result<Vec<NewEvent>, DomainError> {
         let name = r.name.trim();
         if name.is_empty() {
-            return Err(DomainError::validation("name", "the name must not be empty"));
+            return Err(DomainError::validation(
+                "name",
+                "the name must not be empty",
+            ));
         }
         let chars = name.chars().count();
         if chars > NAME_MAX_CHARS {
@@ -149,7 +154,9 @@ mod tests {
 
     #[test]
     fn registering_seals_the_name_and_homes_the_role_in_a_coarse_cell() {
-        let events = given::<Rolle>(&[]).when(&register("  Anna Weber ")).unwrap();
+        let events = given::<Rolle>(&[])
+            .when(&register("  Anna Weber "))
+            .unwrap();
         assert_eq!(events.len(), 1);
         let p: RolleRegistriert = serde_json::from_value(events[0].payload.clone()).unwrap();
         assert_eq!(p.name.kid, ID);
@@ -168,7 +175,11 @@ mod tests {
                 "{bad:?}: {err}"
             );
         }
-        assert!(given::<Rolle>(&[]).when(&register(&"ü".repeat(NAME_MAX_CHARS))).is_ok());
+        assert!(
+            given::<Rolle>(&[])
+                .when(&register(&"ü".repeat(NAME_MAX_CHARS)))
+                .is_ok()
+        );
     }
 
     #[test]
@@ -204,8 +215,13 @@ mod tests {
             .when(&RolleCommand::Loeschen { id: ID })
             .unwrap();
         assert!(again.is_empty());
-        let err = given::<Rolle>(&history).when(&register("Anna")).unwrap_err();
-        assert!(matches!(err, DomainError::Conflict(_)), "no re-registration on a deleted chain");
+        let err = given::<Rolle>(&history)
+            .when(&register("Anna"))
+            .unwrap_err();
+        assert!(
+            matches!(err, DomainError::Conflict(_)),
+            "no re-registration on a deleted chain"
+        );
     }
 
     #[test]

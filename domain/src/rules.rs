@@ -98,7 +98,10 @@ mod tests {
     fn the_third_distinct_role_makes_yarn_with_sorted_roles() {
         let (a, b, c) = (Uuid::from_u128(3), Uuid::from_u128(1), Uuid::from_u128(2));
         assert_eq!(yarn_roles([a, b, a], YARN_MIN_ROLES), None);
-        assert_eq!(yarn_roles([a, b, a, c], YARN_MIN_ROLES), Some(vec![b, c, a]));
+        assert_eq!(
+            yarn_roles([a, b, a, c], YARN_MIN_ROLES),
+            Some(vec![b, c, a])
+        );
     }
 
     #[test]
@@ -107,7 +110,10 @@ mod tests {
             mention_tokens("Hallo @Anna und @jörg_m, @anna nochmal. Danke @Bernd-K."),
             vec!["anna", "jörg_m", "bernd-k"]
         );
-        assert_eq!(mention_tokens("@start (@paren) »@quote«"), vec!["start", "paren", "quote"]);
+        assert_eq!(
+            mention_tokens("@start (@paren) »@quote«"),
+            vec!["start", "paren", "quote"]
+        );
         assert_eq!(mention_tokens("@x.y. fertig"), vec!["x.y"]);
     }
 

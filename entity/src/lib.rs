@@ -1,6 +1,7 @@
 //! SeaORM entities for Weberei's PostgreSQL tables: the projections (rollen, knoten, faeden,
-//! antraege, stimmen, delegationen, zahlungen), the append-only `events_archive` with its
-//! `events_archive_keys`, and the hash-chain `aggregate_heads`. The schema itself is owned by
+//! antraege, stimmen, delegationen, zahlungen, nachrichten), the append-only `events_archive`
+//! with its `events_archive_keys`, the hash-chain `aggregate_heads`, and the API-owned
+//! `rolle_keys` and `sessions`. The schema itself is owned by
 //! the `migration` crate; these types mirror it (a test checks they read a migrated database).
 //!
 //! This crate must never hold business rules, do I/O of its own, or derive GraphQL (or other
@@ -20,7 +21,10 @@ pub mod events_archive;
 pub mod events_archive_keys;
 pub mod faeden;
 pub mod knoten;
+pub mod nachrichten;
+pub mod rolle_keys;
 pub mod rollen;
+pub mod sessions;
 pub mod stimmen;
 pub mod zahlungen;
 
@@ -34,7 +38,10 @@ pub mod prelude {
     pub use crate::events_archive_keys::Entity as EventsArchiveKeys;
     pub use crate::faeden::Entity as Faeden;
     pub use crate::knoten::Entity as Knoten;
+    pub use crate::nachrichten::Entity as Nachrichten;
+    pub use crate::rolle_keys::Entity as RolleKeys;
     pub use crate::rollen::Entity as Rollen;
+    pub use crate::sessions::Entity as Sessions;
     pub use crate::stimmen::Entity as Stimmen;
     pub use crate::zahlungen::Entity as Zahlungen;
 }

@@ -20,6 +20,9 @@ const TABLES: &[&str] = &[
     "events_archive_default",
     "events_archive_keys",
     "aggregate_heads",
+    "nachrichten",
+    "rolle_keys",
+    "sessions",
 ];
 const ENUMS: &[&str] = &[
     "knoten_typ",
@@ -264,6 +267,103 @@ async fn a_second_vote_of_the_same_role_on_an_antrag_is_refused() {
         .await
         .unwrap();
     assert_eq!(count(conn, "SELECT count(*) AS n FROM stimmen").await, 2);
+
+    db.drop_db().await;
+}
+
+/// Columns, indexes and constraints of the public schema, as sorted lines.
+async fn schema_fingerprint(conn: &DatabaseConnection) -> Vec<String> {
+    let rows = conn
+        .query_all(Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT format('column %s.%s %s %s %s', table_name, column_name, udt_name, is_nullable,
+                           coalesce(column_default, '-')) AS line
+               FROM information_schema.columns
+              WHERE table_schema = 'public' AND table_name NOT LIKE 'events_archive_y%'
+             UNION ALL
+             SELECT format('index %s %s', indexname, indexdef) FROM pg_indexes
+              WHERE schemaname = 'public' AND tablename NOT LIKE 'events_archive_y%'
+             UNION ALL
+             SELECT format('constraint %s %s %s', c.conrelid::regclass, c.conname, pg_get_constraintdef(c.oid))
+               FROM pg_constraint c JOIN pg_namespace n ON n.oid = c.connamespace
+              WHERE n.nspname = 'public' AND c.conrelid <> 0
+                AND c.conrelid::regclass::text NOT LIKE 'events_archive_y%'
+             ORDER BY 1",
+        ))
+        .await
+        .unwrap();
+    rows.iter()
+        .map(|r| r.try_get::<String>("", "line").unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn the_social_migration_goes_down_to_the_previous_schema_and_up_to_the_same_one() {
+    let db = testkit::fresh_empty_database().await;
+    let conn = &db.conn;
+    let total = Migrator::migrations().len() as u32;
+
+    Migrator::up(conn, Some(total - 1)).await.unwrap();
+    let before = schema_fingerprint(conn).await;
+    Migrator::up(conn, None).await.unwrap();
+    let with_social = schema_fingerprint(conn).await;
+    for expected in [
+        "column knoten.yarn_at timestamptz YES -",
+        "column faeden.renewed_at timestamptz YES -",
+        "column faeden.yarn_at timestamptz YES -",
+        "column rollen.deleted_at timestamptz YES -",
+        "column nachrichten.text text YES -",
+        "column nachrichten.mentions _uuid NO '{}'::uuid[]",
+        "column rolle_keys.key bytea YES -",
+        "column sessions.token_hash text NO -",
+    ] {
+        assert!(
+            with_social.iter().any(|l| l == expected),
+            "missing {expected:?} in {with_social:#?}"
+        );
+    }
+    for index in [
+        "faeden_to_knoten_live_idx",
+        "faeden_expires_at_live_idx",
+        "nachrichten_knoten_id_created_at_id_idx",
+        "nachrichten_author_idx",
+        "nachrichten_mentions_idx",
+        "sessions_rolle_id_idx",
+        "sessions_token_hash_key",
+    ] {
+        assert!(
+            with_social
+                .iter()
+                .any(|l| l.starts_with(&format!("index {index} "))),
+            "missing index {index}"
+        );
+    }
+
+    // A data key is 32 bytes, and either present or destroyed.
+    let rolle = uuid::Uuid::new_v4();
+    for bad in [
+        format!("INSERT INTO rolle_keys (rolle_id, key) VALUES ('{rolle}', '\\x0102')"),
+        format!("INSERT INTO rolle_keys (rolle_id, key) VALUES ('{rolle}', NULL)"),
+        format!(
+            "INSERT INTO rolle_keys (rolle_id, key, destroyed_at)
+             VALUES ('{rolle}', decode(repeat('ab', 32), 'hex'), now())"
+        ),
+    ] {
+        assert!(conn.execute_unprepared(&bad).await.is_err(), "{bad}");
+    }
+    conn.execute_unprepared(&format!(
+        "INSERT INTO rolle_keys (rolle_id, key) VALUES ('{rolle}', decode(repeat('ab', 32), 'hex'));
+         UPDATE rolle_keys SET key = NULL, destroyed_at = now() WHERE rolle_id = '{rolle}'"
+    ))
+    .await
+    .unwrap();
+
+    // Down one step, with rows in the new tables, is exactly the schema before it; up again is
+    // exactly the schema with it.
+    Migrator::down(conn, Some(1)).await.unwrap();
+    assert_eq!(schema_fingerprint(conn).await, before);
+    Migrator::up(conn, None).await.unwrap();
+    assert_eq!(schema_fingerprint(conn).await, with_social);
 
     db.drop_db().await;
 }

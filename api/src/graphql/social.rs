@@ -748,7 +748,8 @@ async fn knoten_alive(db: &DatabaseConnection, id: Uuid) -> Result<Option<bool>,
     let row = db
         .query_one(Statement::from_sql_and_values(
             DbBackend::Postgres,
-            "SELECT decayed_at IS NULL AS alive FROM knoten WHERE id = $1",
+            // Past its expiry a Knoten is as good as faded, even before the timer records it.
+            "SELECT decayed_at IS NULL AND (is_yarn OR expires_at > now()) AS alive FROM knoten WHERE id = $1",
             [id.into()],
         ))
         .await?;
@@ -767,7 +768,8 @@ async fn is_creator_or_participant(
         .query_one(Statement::from_sql_and_values(
             DbBackend::Postgres,
             "SELECT EXISTS (SELECT 1 FROM knoten WHERE id = $1 AND created_by = $2) \
-                 OR EXISTS (SELECT 1 FROM faeden WHERE to_knoten = $1 AND from_rolle = $2 AND decayed_at IS NULL) AS ok",
+                 OR EXISTS (SELECT 1 FROM faeden WHERE to_knoten = $1 AND from_rolle = $2 AND decayed_at IS NULL \
+                            AND (is_yarn OR expires_at > now())) AS ok",
             [knoten.into(), rolle.into()],
         ))
         .await?;

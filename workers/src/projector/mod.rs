@@ -1,11 +1,15 @@
 //! Applying events to PostgreSQL: one transaction per batch holding the projection rows, the
 //! archive rows and the advanced chain heads. No JetStream here, so it can be tested and used
 //! for rebuilds from the archive alike.
+//!
+//! This module is the batch machinery (parse, check each chain link, archive, advance heads);
+//! what an event does to the read model lives in one module per stream domain (`social`).
 
 use std::collections::{HashMap, HashSet};
 
+mod social;
+
 use chrono::{DateTime, Utc};
-use domain::events::{EventType, KnotenGeknuepft};
 use domain::{Envelope, hash::check_link};
 use sea_orm::{
     ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, Statement,
@@ -14,6 +18,8 @@ use sea_orm::{
 use serde_json::Value;
 use tracing::warn;
 use uuid::Uuid;
+
+use social::Keys;
 
 /// One message as it came off a stream.
 #[derive(Debug, Clone)]
@@ -119,7 +125,9 @@ impl Projector {
     pub async fn rebuild_from_archive(&self) -> Result<u64, ProjectorError> {
         let txn = self.db.begin().await?;
         txn.execute_unprepared(
-            "TRUNCATE knoten, faeden, rollen, antraege, stimmen, delegationen, zahlungen, aggregate_heads",
+            // Never rolle_keys or sessions: they are not projections, and a destroyed key must
+            // stay destroyed, so a rebuild keeps a deleted person's names and texts unreadable.
+            "TRUNCATE knoten, faeden, rollen, nachrichten, antraege, stimmen, delegationen, zahlungen, aggregate_heads",
         )
         .await?;
         let mut applied = 0u64;
@@ -184,6 +192,13 @@ async fn apply_all(
         .filter_map(|p| p.as_ref().ok().map(|(e, _, _)| e.id.to_string()))
         .collect();
     let mut heads = load_heads(txn, &ids).await?;
+    let mut keys = Keys::prefetch(
+        txn,
+        parsed
+            .iter()
+            .filter_map(|p| p.as_ref().ok().map(|(e, _, _)| e)),
+    )
+    .await?;
     let mut seen: HashSet<String> = if archive {
         load_archived(txn, &event_ids).await?
     } else {
@@ -227,7 +242,7 @@ async fn apply_all(
                     });
                     continue;
                 }
-                project(txn, &env).await?;
+                project(txn, &env, &mut keys).await?;
                 seen.insert(env.id.to_string());
                 let count = advanced.get(&env.aggregate_id).map(|a| a.5).unwrap_or(0) + 1;
                 heads.insert(
@@ -372,45 +387,11 @@ async fn insert_archive(
 }
 
 /// Update the read model for one event. Unknown or not-yet-projected types only advance the
-/// chain and the archive.
-#[allow(clippy::single_match)] // one arm per projected event type; more arrive with features
-async fn project(txn: &DatabaseTransaction, env: &Envelope) -> Result<(), DbErr> {
-    let Some(event_type) = env.known_type() else {
-        return Ok(());
-    };
-    let actor = match env.meta.actor {
-        domain::Actor::Rolle(id) => Some(id),
-        domain::Actor::System => None,
-    };
-    match event_type {
-        EventType::KnotenGeknuepft => {
-            let p: KnotenGeknuepft = env
-                .decode()
-                .map_err(|e| DbErr::Custom(format!("KnotenGeknuepft payload: {e}")))?;
-            let cell: h3o::CellIndex =
-                p.h3.parse()
-                    .map_err(|e| DbErr::Custom(format!("KnotenGeknuepft h3 {}: {e}", p.h3)))?;
-            txn.execute(Statement::from_sql_and_values(
-                DbBackend::Postgres,
-                "INSERT INTO knoten (id, typ, title, content, point, h3, created_by, created_at, expires_at, is_yarn, design_version, updated_at) \
-                 VALUES ($1, $2::knoten_typ, $3, $4, ST_SetSRID(ST_MakePoint($5, $6), 4326)::geography, $7, $8, $9, $10, false, 0, $9) \
-                 ON CONFLICT (id) DO NOTHING",
-                [
-                    env.aggregate_id.into(),
-                    p.typ.as_str().into(),
-                    p.title.into(),
-                    p.content.into(),
-                    p.lng.into(),
-                    p.lat.into(),
-                    domain::geo::cell_to_i64(cell).into(),
-                    actor.into(),
-                    env.ts.into(),
-                    p.expires_at.into(),
-                ],
-            ))
-            .await?;
-        }
-        _ => {}
+/// chain and the archive. A payload that does not decode fails the transaction; the batch is
+/// then retried event by event and this one is dead-lettered as `projection_error`.
+async fn project(txn: &DatabaseTransaction, env: &Envelope, keys: &mut Keys) -> Result<(), DbErr> {
+    match env.known_type() {
+        Some(t) if social::projects(t) => social::project(txn, env, t, keys).await,
+        _ => Ok(()),
     }
-    Ok(())
 }

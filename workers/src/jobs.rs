@@ -1,0 +1,406 @@
+//! The jobs worker: the decay and yarn timers of DESIGN.md §4.
+//!
+//! Every `every` (and once right at start, which catches everything that came due while no jobs
+//! worker ran) it reads the projections for what looks due and runs the matching command through
+//! [`Bus::execute`]. The projections only propose; the aggregates decide on their own chains:
+//!
+//! - Every command has a deterministic idempotency key (`verfall:<id>:<expires_at millis>`,
+//!   `garn:<id>`), so two workers, or one scan racing the next, append each event once.
+//! - Every timer command is a no-op (an empty decision) when it no longer applies, so a scan
+//!   that reads a projection lagging behind its events does no harm.
+//! - One failing item is logged and skipped; the next scan tries it again.
+//!
+//! Yarn is looked at before decay: a Knoten whose threads from enough distinct roles are still
+//! active was twisted before it could have faded (threads can only be spun to Knoten that have
+//! not faded), also when the worker was down at its expiry.
+//!
+//! Time comes from a [`Clock`], so tests can move it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bus::{Bus, ExecuteError, Executed, Outcome};
+use chrono::{DateTime, Utc};
+use domain::aggregate::Aggregate;
+use domain::faden::{Faden, FadenCommand};
+use domain::knoten::{Knoten, KnotenCommand};
+use domain::rules::YARN_MIN_ROLES;
+use domain::{Actor, AggregateType, DomainError, Meta};
+use futures::StreamExt;
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, Statement};
+use tokio::sync::watch;
+use tracing::{debug, error, info, warn};
+use uuid::Uuid;
+
+/// Where the jobs worker gets "now" from.
+pub trait Clock: Send + Sync + 'static {
+    fn now(&self) -> DateTime<Utc>;
+}
+
+/// The wall clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct JobsConfig {
+    /// Scan period.
+    pub every: Duration,
+    /// Distinct roles with active threads that twist a Knoten into yarn.
+    pub yarn_min_roles: usize,
+    /// At most this many items per kind and scan; the rest follow in the next scans.
+    pub batch: u64,
+}
+
+impl Default for JobsConfig {
+    fn default() -> Self {
+        Self {
+            every: Duration::from_secs(2),
+            yarn_min_roles: YARN_MIN_ROLES,
+            batch: 500,
+        }
+    }
+}
+
+/// What one scan appended (events that already existed are not counted).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JobsReport {
+    pub knoten_decayed: usize,
+    pub faeden_decayed: usize,
+    pub knoten_twisted: usize,
+    pub faeden_twisted: usize,
+    /// Items whose command failed (logged; tried again by the next scan).
+    pub failed: usize,
+}
+
+impl JobsReport {
+    fn appended(&self) -> usize {
+        self.knoten_decayed + self.faeden_decayed + self.knoten_twisted + self.faeden_twisted
+    }
+}
+
+/// A scan could not read the projections (the database is down or the schema is wrong).
+#[derive(Debug, thiserror::Error)]
+pub enum JobsError {
+    #[error("database: {0}")]
+    Db(#[from] DbErr),
+}
+
+/// Commands in flight at once within one scan.
+const PARALLEL: usize = 16;
+
+pub struct JobsWorker {
+    bus: Bus,
+    db: DatabaseConnection,
+    clock: Arc<dyn Clock>,
+    cfg: JobsConfig,
+}
+
+/// How one timer command went.
+enum Did {
+    /// New events were appended.
+    Appended,
+    /// The same command ran before (same msg id on the chain).
+    AlreadyDone,
+    /// The aggregate decided there is nothing to do.
+    Nothing,
+    Failed,
+}
+
+impl JobsWorker {
+    pub fn new(bus: Bus, db: DatabaseConnection, clock: Arc<dyn Clock>, cfg: JobsConfig) -> Self {
+        Self {
+            bus,
+            db,
+            clock,
+            cfg,
+        }
+    }
+
+    /// Scan at once, then every `cfg.every`, until `shutdown` turns true (or its sender is gone).
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        info!(every = ?self.cfg.every, "jobs worker started");
+        loop {
+            if *shutdown.borrow() {
+                break;
+            }
+            match self.scan_once().await {
+                Ok(r) if r.appended() > 0 || r.failed > 0 => info!(?r, "jobs scan"),
+                Ok(_) => {}
+                Err(e) => warn!(error = %e, "jobs scan failed; trying again at the next tick"),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(self.cfg.every) => {}
+                changed = shutdown.changed() => if changed.is_err() { break; },
+            }
+        }
+        info!("jobs worker stopped");
+    }
+
+    /// One pass over everything due at the clock's now: yarn first, then decay.
+    #[tracing::instrument(skip_all)]
+    pub async fn scan_once(&self) -> Result<JobsReport, JobsError> {
+        let now = domain::envelope::truncate_millis(self.clock.now());
+        let mut report = JobsReport::default();
+        self.twist_knoten(now, &mut report).await?;
+        self.twist_threads_of_yarn(now, &mut report).await?;
+        self.decay_knoten(now, &mut report).await?;
+        self.decay_faeden(now, &mut report).await?;
+        Ok(report)
+    }
+
+    /// Knoten with active threads from enough distinct roles: `KnotenVerzwirnt`, then
+    /// `FadenVerzwirnt` for each of those threads.
+    async fn twist_knoten(&self, now: DateTime<Utc>, report: &mut JobsReport) -> Result<(), DbErr> {
+        let rows = self
+            .db
+            .query_all(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT k.id, array_agg(DISTINCT f.from_rolle) AS roles, \
+                        coalesce(array_agg(f.id) FILTER (WHERE NOT f.is_yarn), '{}') AS faeden \
+                 FROM knoten k JOIN faeden f ON f.to_knoten = k.id \
+                 WHERE NOT k.is_yarn AND k.decayed_at IS NULL \
+                   AND f.decayed_at IS NULL AND (f.is_yarn OR f.expires_at > $1) \
+                 GROUP BY k.id HAVING count(DISTINCT f.from_rolle) >= $2 \
+                 ORDER BY k.id LIMIT $3",
+                [
+                    now.into(),
+                    (self.cfg.yarn_min_roles as i64).into(),
+                    self.batch().into(),
+                ],
+            ))
+            .await?;
+        let mut items = Vec::with_capacity(rows.len());
+        for row in rows {
+            let id: Uuid = row.try_get("", "id")?;
+            let roles: Vec<Uuid> = row.try_get("", "roles")?;
+            let faeden: Vec<Uuid> = row.try_get("", "faeden")?;
+            items.push((id, roles, faeden));
+        }
+        let results: Vec<(Did, Vec<Did>)> = futures::stream::iter(items)
+            .map(|(id, roles, faeden)| async move {
+                let knoten = self
+                    .execute::<Knoten>(
+                        AggregateType::Knoten,
+                        id,
+                        &KnotenCommand::Verzwirnen {
+                            roles,
+                            min_roles: self.cfg.yarn_min_roles,
+                        },
+                        format!("garn:{id}"),
+                        now,
+                    )
+                    .await;
+                // An empty decision means the Knoten faded (a yarn Knoten has `garn:<id>` on its
+                // chain: AlreadyDone); its threads are not twisted then.
+                let threads = match knoten {
+                    Did::Appended | Did::AlreadyDone => {
+                        let mut done = Vec::with_capacity(faeden.len());
+                        for faden in faeden {
+                            done.push(self.twist_faden(faden, id, now).await);
+                        }
+                        done
+                    }
+                    Did::Nothing | Did::Failed => Vec::new(),
+                };
+                (knoten, threads)
+            })
+            .buffer_unordered(PARALLEL)
+            .collect()
+            .await;
+        for (knoten, threads) in results {
+            count(knoten, &mut report.knoten_twisted, &mut report.failed);
+            for t in threads {
+                count(t, &mut report.faeden_twisted, &mut report.failed);
+            }
+        }
+        Ok(())
+    }
+
+    /// Threads to a Knoten that is already yarn and that were active at some time since it
+    /// became yarn (spun later, or missed by the scan that twisted it): `FadenVerzwirnt`.
+    async fn twist_threads_of_yarn(
+        &self,
+        now: DateTime<Utc>,
+        report: &mut JobsReport,
+    ) -> Result<(), DbErr> {
+        let rows = self
+            .db
+            .query_all(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT f.id, f.to_knoten FROM faeden f JOIN knoten k ON k.id = f.to_knoten \
+                 WHERE k.is_yarn AND NOT f.is_yarn AND f.decayed_at IS NULL \
+                   AND f.expires_at > least(coalesce(k.yarn_at, $1), $1) \
+                 ORDER BY f.expires_at LIMIT $2",
+                [now.into(), self.batch().into()],
+            ))
+            .await?;
+        let mut items = Vec::with_capacity(rows.len());
+        for row in rows {
+            let id: Uuid = row.try_get("", "id")?;
+            let knoten: Uuid = row.try_get("", "to_knoten")?;
+            items.push((id, knoten));
+        }
+        let results: Vec<Did> = futures::stream::iter(items)
+            .map(|(id, knoten)| self.twist_faden(id, knoten, now))
+            .buffer_unordered(PARALLEL)
+            .collect()
+            .await;
+        for did in results {
+            count(did, &mut report.faeden_twisted, &mut report.failed);
+        }
+        Ok(())
+    }
+
+    async fn twist_faden(&self, id: Uuid, knoten: Uuid, now: DateTime<Utc>) -> Did {
+        self.execute::<Faden>(
+            AggregateType::Faden,
+            id,
+            &FadenCommand::Verzwirnen { knoten },
+            format!("garn:{id}"),
+            now,
+        )
+        .await
+    }
+
+    async fn decay_knoten(&self, now: DateTime<Utc>, report: &mut JobsReport) -> Result<(), DbErr> {
+        let due = self.due("knoten", now).await?;
+        let cmd = &KnotenCommand::Verfallen { now };
+        let results: Vec<Did> = futures::stream::iter(due)
+            .map(|(id, expires_at)| {
+                self.execute::<Knoten>(
+                    AggregateType::Knoten,
+                    id,
+                    cmd,
+                    verfall_msg_id(id, expires_at),
+                    now,
+                )
+            })
+            .buffer_unordered(PARALLEL)
+            .collect()
+            .await;
+        for did in results {
+            count(did, &mut report.knoten_decayed, &mut report.failed);
+        }
+        Ok(())
+    }
+
+    async fn decay_faeden(&self, now: DateTime<Utc>, report: &mut JobsReport) -> Result<(), DbErr> {
+        let due = self.due("faeden", now).await?;
+        let cmd = &FadenCommand::Verfallen { now };
+        let results: Vec<Did> = futures::stream::iter(due)
+            .map(|(id, expires_at)| {
+                self.execute::<Faden>(
+                    AggregateType::Faden,
+                    id,
+                    cmd,
+                    verfall_msg_id(id, expires_at),
+                    now,
+                )
+            })
+            .buffer_unordered(PARALLEL)
+            .collect()
+            .await;
+        for did in results {
+            count(did, &mut report.faeden_decayed, &mut report.failed);
+        }
+        Ok(())
+    }
+
+    /// Rows of `table` (`knoten` or `faeden`, never user input) that look due at `now`.
+    async fn due(
+        &self,
+        table: &'static str,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<(Uuid, DateTime<Utc>)>, DbErr> {
+        let rows = self
+            .db
+            .query_all(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                format!(
+                    "SELECT id, expires_at FROM {table} \
+                     WHERE decayed_at IS NULL AND NOT is_yarn AND expires_at <= $1 \
+                     ORDER BY expires_at LIMIT $2"
+                ),
+                [now.into(), self.batch().into()],
+            ))
+            .await?;
+        rows.iter()
+            .map(|row| Ok((row.try_get("", "id")?, row.try_get("", "expires_at")?)))
+            .collect()
+    }
+
+    fn batch(&self) -> i64 {
+        i64::try_from(self.cfg.batch).unwrap_or(i64::MAX)
+    }
+
+    /// Run one timer command as the system; failures are logged here and reported as `Failed`.
+    async fn execute<A: Aggregate>(
+        &self,
+        aggregate_type: AggregateType,
+        id: Uuid,
+        cmd: &A::Command,
+        msg_id: String,
+        now: DateTime<Utc>,
+    ) -> Did {
+        let meta = Meta {
+            actor: Actor::System,
+            ip_hash: None,
+            ua_hash: None,
+            msg_id,
+        };
+        let msg_id = meta.msg_id.clone();
+        match self
+            .bus
+            .execute::<A>(aggregate_type, id, cmd, meta, now, false)
+            .await
+        {
+            Ok(Executed {
+                outcome: Outcome::AlreadyDone,
+                ..
+            }) => {
+                debug!(%id, %msg_id, "already done");
+                Did::AlreadyDone
+            }
+            Ok(Executed { events, .. }) if events.is_empty() => Did::Nothing,
+            Ok(Executed { events, .. }) => {
+                for e in &events {
+                    metrics::counter!("wg_jobs_events_total", "type" => e.envelope.event_type.clone())
+                        .increment(1);
+                }
+                debug!(%id, %msg_id, n = events.len(), "appended");
+                Did::Appended
+            }
+            Err(ExecuteError::Refused(DomainError::NotFound(reason))) => {
+                // A projection row without a chain: the stream lost it or belongs elsewhere.
+                warn!(%id, %msg_id, aggregate = aggregate_type.as_str(), %reason, "timer for an aggregate without events");
+                metrics::counter!("wg_jobs_failed_total").increment(1);
+                Did::Failed
+            }
+            Err(e) => {
+                error!(%id, %msg_id, aggregate = aggregate_type.as_str(), error = %e, "timer command failed");
+                metrics::counter!("wg_jobs_failed_total").increment(1);
+                Did::Failed
+            }
+        }
+    }
+}
+
+/// `verfall:<id>:<expires_at in ms>`: one decay per expiry, so a thread that was renewed after
+/// it decayed can decay again later under a new key.
+pub fn verfall_msg_id(id: Uuid, expires_at: DateTime<Utc>) -> String {
+    format!("verfall:{id}:{}", expires_at.timestamp_millis())
+}
+
+fn count(did: Did, appended: &mut usize, failed: &mut usize) {
+    match did {
+        Did::Appended => *appended += 1,
+        Did::Failed => *failed += 1,
+        Did::AlreadyDone | Did::Nothing => {}
+    }
+}

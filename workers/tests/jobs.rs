@@ -1,0 +1,459 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! The jobs worker (decay and yarn timers) against real NATS JetStream and PostgreSQL, with a
+//! projection worker filling the tables it reads and a fake clock moved by the test.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bus::{Bus, BusConfig};
+use chrono::{DateTime, Utc};
+use domain::events::{FadenTyp, KnotenTyp};
+use domain::faden::{Faden, FadenCommand, Spinnen, faden_id};
+use domain::knoten::{CreateKnoten, Knoten, KnotenCommand};
+use domain::{Actor, AggregateType, Meta, Ort};
+use sea_orm::{ConnectionTrait, DbBackend, Statement};
+use tokio::sync::watch;
+use uuid::Uuid;
+use workers::{
+    Clock, JobsConfig, JobsReport, JobsWorker, ProjectionConfig, ProjectionWorker, Projector,
+};
+
+struct FakeClock(Mutex<DateTime<Utc>>);
+
+impl FakeClock {
+    fn set(&self, t: DateTime<Utc>) {
+        *self.0.lock().unwrap() = t;
+    }
+}
+
+impl Clock for FakeClock {
+    fn now(&self) -> DateTime<Utc> {
+        *self.0.lock().unwrap()
+    }
+}
+
+fn days(n: i64) -> chrono::Duration {
+    chrono::Duration::days(n)
+}
+
+struct World {
+    bus: Bus,
+    db: testkit::TestDb,
+    clock: Arc<FakeClock>,
+    t0: DateTime<Utc>,
+    projection: (watch::Sender<bool>, tokio::task::JoinHandle<()>),
+}
+
+async fn world() -> World {
+    let ort = Ort::new(&testkit::unique_ort()).unwrap();
+    let bus = Bus::connect(
+        &testkit::nats_url(),
+        BusConfig::new(ort, 64 * 1024 * 1024),
+        None,
+    )
+    .await
+    .unwrap();
+    bus.ensure_streams().await.unwrap();
+    let db = testkit::fresh_database().await;
+    let (tx, rx) = watch::channel(false);
+    let worker = ProjectionWorker::new(
+        bus.clone(),
+        Projector::new(db.conn.clone()),
+        ProjectionConfig::default(),
+    );
+    let projection = (tx, tokio::spawn(worker.run(rx)));
+    let t0 = domain::envelope::truncate_millis(Utc::now());
+    World {
+        bus,
+        db,
+        clock: Arc::new(FakeClock(Mutex::new(t0))),
+        t0,
+        projection,
+    }
+}
+
+impl World {
+    fn jobs(&self) -> JobsWorker {
+        JobsWorker::new(
+            self.bus.clone(),
+            self.db.conn.clone(),
+            self.clock.clone(),
+            JobsConfig {
+                every: Duration::from_millis(100),
+                ..JobsConfig::default()
+            },
+        )
+    }
+
+    fn meta(actor: Actor, msg_id: String) -> Meta {
+        Meta {
+            actor,
+            ip_hash: None,
+            ua_hash: None,
+            msg_id,
+        }
+    }
+
+    /// A Knoten tied at `at` (expiring 7 days later).
+    async fn knoten(&self, at: DateTime<Utc>) -> Uuid {
+        let id = Uuid::new_v4();
+        let cmd = KnotenCommand::Create(CreateKnoten {
+            id,
+            title: format!("Knoten {id}"),
+            typ: KnotenTyp::Ideen,
+            content: None,
+            lat: 50.98,
+            lng: 11.32,
+            now: at,
+            ttl: days(7),
+            fine_res: domain::geo::FINE_RES,
+        });
+        let meta = Self::meta(Actor::Rolle(Uuid::new_v4()), format!("c-{id}"));
+        self.bus
+            .execute::<Knoten>(AggregateType::Knoten, id, &cmd, meta, at, true)
+            .await
+            .unwrap();
+        id
+    }
+
+    /// `rolle` spins (or renews) its `typ` thread to `knoten` at `at`.
+    async fn spin(&self, rolle: Uuid, knoten: Uuid, typ: FadenTyp, at: DateTime<Utc>) -> Uuid {
+        let id = faden_id(rolle, knoten, typ);
+        let cmd = FadenCommand::Spinnen(Spinnen {
+            rolle,
+            knoten,
+            typ,
+            now: at,
+            ttl: days(7),
+            knoten_alive: true,
+        });
+        let meta = Self::meta(
+            Actor::Rolle(rolle),
+            format!("s-{id}-{}", at.timestamp_millis()),
+        );
+        self.bus
+            .execute::<Faden>(AggregateType::Faden, id, &cmd, meta, at, false)
+            .await
+            .unwrap();
+        id
+    }
+
+    async fn count(&self, sql: &str) -> i64 {
+        let row = self
+            .db
+            .conn
+            .query_one(Statement::from_string(DbBackend::Postgres, sql.to_owned()))
+            .await
+            .unwrap()
+            .unwrap();
+        row.try_get_by_index::<i64>(0).unwrap()
+    }
+
+    async fn wait_for(&self, sql: &str, want: i64) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let got = self.count(sql).await;
+            if got == want {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{sql}: got {got}, want {want}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// How many events of `event_type` the aggregate has in the archive.
+    async fn archived(&self, aggregate: Uuid, event_type: &str) -> i64 {
+        self.count(&format!(
+            "SELECT count(*) FROM events_archive WHERE aggregate_id = '{aggregate}' AND type = '{event_type}'"
+        ))
+        .await
+    }
+
+    /// Every event of `event_type` in the stream (not only the projected ones).
+    async fn in_stream(&self, aggregate_type: AggregateType, id: Uuid, event_type: &str) -> usize {
+        self.bus
+            .history(aggregate_type, id)
+            .await
+            .unwrap()
+            .iter()
+            .filter(|s| s.envelope.event_type == event_type)
+            .count()
+    }
+
+    /// Wait until the projection has caught up with everything in the streams.
+    async fn settle(&self) {
+        let mut total = 0u64;
+        for domain in domain::StreamDomain::PROJECTED {
+            total += self.bus.stream_messages(domain).await.unwrap();
+        }
+        self.wait_for("SELECT count(*) FROM events_archive", total as i64)
+            .await;
+    }
+
+    async fn finish(self) {
+        let (stop, task) = self.projection;
+        stop.send(true).unwrap();
+        let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
+        self.bus.delete_streams().await.unwrap();
+        self.db.drop_db().await;
+    }
+}
+
+fn sum(reports: &[JobsReport]) -> JobsReport {
+    let mut total = JobsReport::default();
+    for r in reports {
+        total.knoten_decayed += r.knoten_decayed;
+        total.faeden_decayed += r.faeden_decayed;
+        total.knoten_twisted += r.knoten_twisted;
+        total.faeden_twisted += r.faeden_twisted;
+        total.failed += r.failed;
+    }
+    total
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_jobs_worker_down_for_days_decays_everything_due_exactly_once_at_start() {
+    let w = world().await;
+    let t0 = w.t0;
+    let (anna, bernd) = (Uuid::new_v4(), Uuid::new_v4());
+
+    let garten = w.knoten(t0).await;
+    let werkstatt = w.knoten(t0).await;
+    let later = w.knoten(t0 + days(5)).await; // expires t0+12d: not due at t0+10d
+    let f1 = w.spin(anna, garten, FadenTyp::Interesse, t0).await;
+    let f1_renewed_at = t0 + days(1);
+    w.spin(anna, garten, FadenTyp::Interesse, f1_renewed_at)
+        .await; // renewal: expires t0+8d
+    let f2 = w.spin(bernd, garten, FadenTyp::Beitrag, t0 + days(1)).await;
+    let f3 = w
+        .spin(anna, werkstatt, FadenTyp::Mitarbeit, t0 + days(2))
+        .await;
+    let f4 = w
+        .spin(bernd, later, FadenTyp::Interesse, t0 + days(5))
+        .await; // expires t0+12d
+    w.settle().await;
+    assert_eq!(w.count("SELECT count(*) FROM faeden").await, 4);
+
+    // One millisecond before the first expiry nothing is due.
+    w.clock
+        .set(t0 + days(7) - chrono::Duration::milliseconds(1));
+    assert_eq!(w.jobs().scan_once().await.unwrap(), JobsReport::default());
+
+    // The worker was "down" for three days; now it starts while a second instance scans too.
+    w.clock.set(t0 + days(10));
+    let (stop, rx) = watch::channel(false);
+    let running = tokio::spawn(w.jobs().run(rx));
+    let scans: Vec<_> = (0..3)
+        .map(|_| {
+            let jobs = w.jobs();
+            tokio::spawn(async move { jobs.scan_once().await })
+        })
+        .collect();
+    let mut reports = Vec::new();
+    for scan in scans {
+        reports.push(scan.await.unwrap().unwrap());
+    }
+    w.wait_for(
+        "SELECT count(*) FROM knoten WHERE decayed_at IS NOT NULL",
+        2,
+    )
+    .await;
+    w.wait_for(
+        "SELECT count(*) FROM faeden WHERE decayed_at IS NOT NULL",
+        3,
+    )
+    .await;
+    // Scans after the projection caught up, and the running worker's ticks meanwhile.
+    reports.push(w.jobs().scan_once().await.unwrap());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.send(true).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), running)
+        .await
+        .unwrap()
+        .unwrap();
+    w.settle().await;
+
+    let total = sum(&reports);
+    assert_eq!(total.failed, 0, "{reports:?}");
+    assert!(
+        total.knoten_decayed <= 2 && total.faeden_decayed <= 3,
+        "{reports:?}"
+    );
+    for k in [garten, werkstatt] {
+        assert_eq!(w.archived(k, "KnotenVerfallen").await, 1, "Knoten {k}");
+        assert_eq!(
+            w.in_stream(AggregateType::Knoten, k, "KnotenVerfallen")
+                .await,
+            1
+        );
+    }
+    for f in [f1, f2, f3] {
+        assert_eq!(w.archived(f, "FadenVerfallen").await, 1, "Faden {f}");
+        assert_eq!(
+            w.in_stream(AggregateType::Faden, f, "FadenVerfallen").await,
+            1
+        );
+    }
+    assert_eq!(w.archived(later, "KnotenVerfallen").await, 0);
+    assert_eq!(w.archived(f4, "FadenVerfallen").await, 0);
+    // The renewed thread decayed at its renewed expiry, under the key of that expiry.
+    let expired_at: String = w
+        .db
+        .conn
+        .query_one(Statement::from_string(
+            DbBackend::Postgres,
+            format!(
+                "SELECT envelope->'payload'->>'expired_at' || '|' || msg_id AS r FROM events_archive \
+                 WHERE aggregate_id = '{f1}' AND type = 'FadenVerfallen'"
+            ),
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get("", "r")
+        .unwrap();
+    let expires = f1_renewed_at + days(7);
+    assert!(
+        expired_at.ends_with(&format!("|verfall:{f1}:{}", expires.timestamp_millis())),
+        "{expired_at}"
+    );
+    // Every decay event is the system's, at the fake now.
+    assert_eq!(
+        w.count(&format!(
+            "SELECT count(*) FROM events_archive WHERE type IN ('KnotenVerfallen', 'FadenVerfallen') \
+             AND envelope->'meta'->>'actor' = 'system' AND ts = '{}'",
+            (t0 + days(10)).to_rfc3339()
+        ))
+        .await,
+        5
+    );
+    w.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_third_distinct_role_twists_knoten_and_threads_into_yarn_that_never_decays() {
+    let w = world().await;
+    let t0 = w.t0;
+    let roles: Vec<Uuid> = (0..4).map(|_| Uuid::new_v4()).collect();
+    let jobs = w.jobs();
+
+    let garten = w.knoten(t0).await;
+    let solo = w.knoten(t0).await;
+    let a = w
+        .spin(roles[0], garten, FadenTyp::Interesse, t0 + days(1))
+        .await;
+    let b = w
+        .spin(roles[1], garten, FadenTyp::Beitrag, t0 + days(1))
+        .await;
+    // Three threads of one role to another Knoten are one role, not yarn.
+    let mut solo_threads = Vec::new();
+    for typ in [FadenTyp::Interesse, FadenTyp::Beitrag, FadenTyp::Mitarbeit] {
+        solo_threads.push(w.spin(roles[0], solo, typ, t0 + days(1)).await);
+    }
+    w.settle().await;
+    w.clock.set(t0 + days(2));
+    let two_roles = jobs.scan_once().await.unwrap();
+    assert_eq!(two_roles, JobsReport::default(), "two roles are not yarn");
+
+    let c = w
+        .spin(roles[2], garten, FadenTyp::Mitarbeit, t0 + days(2))
+        .await;
+    w.settle().await;
+    let mut reports = vec![jobs.scan_once().await.unwrap()];
+    assert_eq!(reports[0].knoten_twisted, 1, "{reports:?}");
+    assert_eq!(reports[0].faeden_twisted, 3, "{reports:?}");
+    // Again before and after the projection caught up: nothing twice.
+    reports.push(jobs.scan_once().await.unwrap());
+    w.wait_for(
+        &format!("SELECT count(*) FROM knoten WHERE id = '{garten}' AND is_yarn"),
+        1,
+    )
+    .await;
+    w.wait_for("SELECT count(*) FROM faeden WHERE is_yarn", 3)
+        .await;
+    reports.push(jobs.scan_once().await.unwrap());
+    assert_eq!(sum(&reports[1..]), JobsReport::default(), "{reports:?}");
+
+    // A thread spun to a Knoten that is already yarn is twisted by the next scan.
+    let d = w
+        .spin(roles[3], garten, FadenTyp::Interesse, t0 + days(3))
+        .await;
+    w.settle().await;
+    w.clock.set(t0 + days(3));
+    let late = jobs.scan_once().await.unwrap();
+    assert_eq!(
+        (late.knoten_twisted, late.faeden_twisted),
+        (0, 1),
+        "{late:?}"
+    );
+    w.settle().await;
+
+    // A month later: yarn has not decayed; the Knoten of one role's threads has.
+    w.clock.set(t0 + days(30));
+    let month = jobs.scan_once().await.unwrap();
+    assert_eq!(
+        (month.knoten_decayed, month.faeden_decayed),
+        (1, 3),
+        "{month:?}"
+    );
+    w.settle().await;
+    assert_eq!(jobs.scan_once().await.unwrap(), JobsReport::default());
+
+    assert_eq!(w.archived(garten, "KnotenVerzwirnt").await, 1);
+    assert_eq!(w.archived(garten, "KnotenVerfallen").await, 0);
+    let roles_in_event: String =
+        w.db.conn
+            .query_one(Statement::from_string(
+                DbBackend::Postgres,
+                format!(
+                    "SELECT (envelope->'payload'->'roles')::text AS r FROM events_archive \
+                 WHERE aggregate_id = '{garten}' AND type = 'KnotenVerzwirnt'"
+                ),
+            ))
+            .await
+            .unwrap()
+            .unwrap()
+            .try_get("", "r")
+            .unwrap();
+    let mut first_three = roles[..3].to_vec();
+    first_three.sort();
+    assert_eq!(
+        roles_in_event,
+        serde_json::to_string(&first_three)
+            .unwrap()
+            .replace(',', ", ")
+    );
+    for f in [a, b, c, d] {
+        assert_eq!(w.archived(f, "FadenVerzwirnt").await, 1, "Faden {f}");
+        assert_eq!(w.archived(f, "FadenVerfallen").await, 0, "Faden {f}");
+    }
+    assert_eq!(w.archived(solo, "KnotenVerzwirnt").await, 0);
+    assert_eq!(w.archived(solo, "KnotenVerfallen").await, 1);
+    for f in solo_threads {
+        assert_eq!(w.archived(f, "FadenVerzwirnt").await, 0);
+        assert_eq!(w.archived(f, "FadenVerfallen").await, 1);
+    }
+    assert_eq!(
+        w.count("SELECT count(*) FROM knoten WHERE decayed_at IS NULL AND is_yarn")
+            .await,
+        1
+    );
+    w.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_jobs_worker_stops_when_told() {
+    let w = world().await;
+    let (stop, rx) = watch::channel(false);
+    let running = tokio::spawn(w.jobs().run(rx));
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    stop.send(true).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), running)
+        .await
+        .expect("the worker stops within a tick")
+        .unwrap();
+    w.finish().await;
+}
