@@ -77,7 +77,8 @@ pub struct FadenNode {
 #[ComplexObject]
 impl FadenNode {
     /// The role the thread starts from (its home cell is the line's start).
-    async fn from_rolle(&self, ctx: &Context<'_>) -> Result<Option<RolleNode>> {
+    #[graphql(name = "fromRolle")]
+    async fn origin_rolle(&self, ctx: &Context<'_>) -> Result<Option<RolleNode>> {
         load_rolle(ctx, parse_id(&self.from_rolle_id, "fromRolleId")?).await
     }
 }
