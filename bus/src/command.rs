@@ -54,36 +54,64 @@ impl Bus {
     ) -> Result<Executed, ExecuteError> {
         let retries = self.config().max_conflict_retries;
         for attempt in 0..=retries {
-            let history = if expect_new && attempt == 0 {
-                Vec::new()
+            // The head this process last wrote: no reload unless someone else wrote since (then
+            // the expected-sequence check fails and we reload). A cached head whose chain
+            // might already hold this msg id falls through to the full load.
+            let cached = if attempt == 0 {
+                self.cached_head::<A>(id, &meta.msg_id)
             } else {
-                self.history(aggregate_type, id).await?
+                None
             };
-            let earlier: Vec<Stored> = history
-                .iter()
-                .filter(|s| is_same_command(&s.envelope.meta.msg_id, &meta.msg_id))
-                .cloned()
-                .collect();
-            if !earlier.is_empty() {
-                return Ok(Executed {
-                    outcome: Outcome::AlreadyDone,
-                    events: earlier,
-                });
-            }
-            let state =
-                A::fold(history.iter().map(|s| &s.envelope)).map_err(|e| BusError::Corrupt {
-                    subject: self.config().ort.aggregate_subject(aggregate_type, id),
-                    seq: history.last().and_then(|s| s.seq).unwrap_or(0),
-                    detail: e.to_string(),
-                })?;
+            let (state, head) = match cached {
+                Some(c) => c,
+                None => {
+                    let history = if expect_new && attempt == 0 {
+                        Vec::new()
+                    } else {
+                        self.history(aggregate_type, id).await?
+                    };
+                    let earlier: Vec<Stored> = history
+                        .iter()
+                        .filter(|s| is_same_command(&s.envelope.meta.msg_id, &meta.msg_id))
+                        .cloned()
+                        .collect();
+                    if !earlier.is_empty() {
+                        return Ok(Executed {
+                            outcome: Outcome::AlreadyDone,
+                            events: earlier,
+                        });
+                    }
+                    let state = A::fold(history.iter().map(|s| &s.envelope)).map_err(|e| {
+                        BusError::Corrupt {
+                            subject: self.config().ort.aggregate_subject(aggregate_type, id),
+                            seq: history.last().and_then(|s| s.seq).unwrap_or(0),
+                            detail: e.to_string(),
+                        }
+                    })?;
+                    let head = history.last().map(|s| (s.seq.unwrap_or(0), s.hash.clone()));
+                    if let Some((seq, hash)) = &head
+                        && history.iter().all(|s| s.seq.is_some())
+                    {
+                        let msg_ids = history
+                            .iter()
+                            .map(|s| s.envelope.meta.msg_id.clone())
+                            .collect();
+                        self.remember::<A>(id, *seq, hash.clone(), state.clone(), msg_ids);
+                    }
+                    (state, head)
+                }
+            };
             let decided = state.decide(cmd)?;
-            let head = history.last().map(|s| (s.seq.unwrap_or(0), s.hash.clone()));
             match self
                 .append_decided(aggregate_type, id, head, decided, &meta, now)
                 .await?
             {
-                Some(executed) => return Ok(executed),
+                Some(executed) => {
+                    self.advance::<A>(id, state, &executed);
+                    return Ok(executed);
+                }
                 None => {
+                    self.forget(id);
                     debug!(%id, attempt, "stale head; deciding again");
                     // Jittered backoff so that two writers do not keep colliding in lockstep.
                     let max_ms = 2u64.saturating_pow(attempt.min(6)).max(2);
@@ -203,5 +231,104 @@ mod tests {
         assert!(is_same_command("k1", "k1"));
         assert!(is_same_command("k1#1", "k1"));
         assert!(!is_same_command("k10", "k1"));
+    }
+}
+
+/// What this process knows about an aggregate's head: enough to decide and publish without
+/// reading the chain again. Kept per process, bounded; a stale entry costs one retry.
+pub(crate) struct CachedHead<A> {
+    seq: u64,
+    hash: String,
+    state: A,
+    msg_ids: std::collections::HashSet<String>,
+}
+
+/// Most aggregates whose heads are remembered; beyond that the cache starts over.
+const HEAD_CACHE_LIMIT: usize = 50_000;
+
+impl Bus {
+    fn cached_head<A: Aggregate>(
+        &self,
+        id: Uuid,
+        msg_id: &str,
+    ) -> Option<(A, Option<(u64, String)>)> {
+        let cache = self.heads().lock().ok()?;
+        let c = cache.get(&id)?.downcast_ref::<CachedHead<A>>()?;
+        let maybe_done = c.msg_ids.iter().any(|m| is_same_command(m, msg_id));
+        (!maybe_done).then(|| (c.state.clone(), Some((c.seq, c.hash.clone()))))
+    }
+
+    fn remember<A: Aggregate>(
+        &self,
+        id: Uuid,
+        seq: u64,
+        hash: String,
+        state: A,
+        msg_ids: std::collections::HashSet<String>,
+    ) {
+        if let Ok(mut cache) = self.heads().lock() {
+            if cache.len() >= HEAD_CACHE_LIMIT {
+                cache.clear();
+            }
+            cache.insert(
+                id,
+                Box::new(CachedHead {
+                    seq,
+                    hash,
+                    state,
+                    msg_ids,
+                }),
+            );
+        }
+    }
+
+    /// After a successful append: fold the new events into the cached state.
+    fn advance<A: Aggregate>(&self, id: Uuid, mut state: A, executed: &Executed) {
+        let Some(last) = executed.events.last() else {
+            return;
+        };
+        let (Some(seq), Outcome::Appended) = (last.seq, &executed.outcome) else {
+            // In the fallback (no sequence yet) or replayed: read the chain next time.
+            self.forget(id);
+            return;
+        };
+        for e in &executed.events {
+            if state.apply(&e.envelope).is_err() {
+                self.forget(id);
+                return;
+            }
+        }
+        let Ok(mut cache) = self.heads().lock() else {
+            return;
+        };
+        let mut msg_ids = cache
+            .remove(&id)
+            .and_then(|b| b.downcast::<CachedHead<A>>().ok())
+            .map(|c| c.msg_ids)
+            .unwrap_or_default();
+        msg_ids.extend(
+            executed
+                .events
+                .iter()
+                .map(|e| e.envelope.meta.msg_id.clone()),
+        );
+        if cache.len() >= HEAD_CACHE_LIMIT {
+            cache.clear();
+        }
+        cache.insert(
+            id,
+            Box::new(CachedHead {
+                seq,
+                hash: last.hash.clone(),
+                state,
+                msg_ids,
+            }),
+        );
+    }
+
+    pub(crate) fn forget(&self, id: Uuid) {
+        if let Ok(mut cache) = self.heads().lock() {
+            cache.remove(&id);
+        }
     }
 }

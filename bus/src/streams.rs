@@ -55,7 +55,11 @@ pub struct Bus {
     inner: Arc<Inner>,
 }
 
+type HeadCache = std::sync::Mutex<std::collections::HashMap<Uuid, Box<dyn std::any::Any + Send>>>;
+
 struct Inner {
+    /// Heads of aggregates this process wrote (see `command.rs`).
+    heads: HeadCache,
     client: async_nats::Client,
     js: jetstream::Context,
     cfg: BusConfig,
@@ -81,12 +85,17 @@ impl Bus {
         js.set_timeout(cfg.publish_timeout);
         Ok(Self {
             inner: Arc::new(Inner {
+                heads: Default::default(),
                 client,
                 js,
                 cfg,
                 fallback,
             }),
         })
+    }
+
+    pub(crate) fn heads(&self) -> &HeadCache {
+        &self.inner.heads
     }
 
     pub fn config(&self) -> &BusConfig {

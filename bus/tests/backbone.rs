@@ -25,7 +25,7 @@ impl Payload for Tick {
     const AGGREGATE: AggregateType = AggregateType::Knoten;
 }
 
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct Counter {
     n: u64,
 }
@@ -171,9 +171,12 @@ async fn the_same_msg_id_twice_gives_one_event() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_writers_on_one_aggregate_leave_one_linear_chain() {
-    let bus = bus_on(&testkit::nats_url(), &testkit::unique_ort(), false).await;
+    let ort = testkit::unique_ort();
+    let bus = bus_on(&testkit::nats_url(), &ort, false).await;
+    // A second connection stands for a second API process: its cached heads go stale.
+    let other = bus_on(&testkit::nats_url(), &ort, false).await;
     let id = Uuid::new_v4();
-    let writer = |name: &'static str| {
+    let writer = |name: &'static str, bus: &Bus| {
         let bus = bus.clone();
         tokio::spawn(async move {
             for i in 0..200 {
@@ -190,7 +193,7 @@ async fn two_writers_on_one_aggregate_leave_one_linear_chain() {
             }
         })
     };
-    let (a, b) = (writer("a"), writer("b"));
+    let (a, b) = (writer("a", &bus), writer("b", &other));
     a.await.unwrap();
     b.await.unwrap();
     let chain = bus.history(AggregateType::Knoten, id).await.unwrap();

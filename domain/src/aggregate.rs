@@ -8,7 +8,7 @@ use crate::error::DomainError;
 use crate::events::{EventType, Payload};
 
 /// An aggregate's state, built by folding its chain.
-pub trait Aggregate: Default {
+pub trait Aggregate: Default + Clone + Send + 'static {
     type Command;
 
     /// Fold one event of this aggregate's chain into the state.
