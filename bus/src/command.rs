@@ -222,18 +222,6 @@ fn is_same_command(stored: &str, msg_id: &str) -> bool {
             .is_some_and(|rest| rest.starts_with('#'))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::is_same_command;
-
-    #[test]
-    fn follow_up_events_belong_to_their_command() {
-        assert!(is_same_command("k1", "k1"));
-        assert!(is_same_command("k1#1", "k1"));
-        assert!(!is_same_command("k10", "k1"));
-    }
-}
-
 /// What this process knows about an aggregate's head: enough to decide and publish without
 /// reading the chain again. Kept per process, bounded; a stale entry costs one retry.
 pub(crate) struct CachedHead<A> {
@@ -330,5 +318,17 @@ impl Bus {
         if let Ok(mut cache) = self.heads().lock() {
             cache.remove(&id);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_same_command;
+
+    #[test]
+    fn follow_up_events_belong_to_their_command() {
+        assert!(is_same_command("k1", "k1"));
+        assert!(is_same_command("k1#1", "k1"));
+        assert!(!is_same_command("k10", "k1"));
     }
 }
