@@ -323,3 +323,107 @@ async fn stream_json(s: &Server) -> String {
     }
     out
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn search_switched_off_says_so() {
+    let s = common::server_with(
+        None,
+        api::Flags {
+            search: false,
+            ..Default::default()
+        },
+    )
+    .await;
+    let r = s
+        .gql("{ search(text: \"garten\") { id } }", json!({}))
+        .await;
+    assert_eq!(code(&r), "FEATURE_DISABLED", "{r}");
+    let c = s.gql("{ config { flags { search } } }", json!({})).await;
+    assert_eq!(c["data"]["config"]["flags"]["search"], false);
+    s.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn faded_and_unknown_knoten_refuse_threads_and_messages() {
+    let s = server(None).await;
+    let token = s.token.clone();
+    let k = create_as(&s, &token, "k1", "Bald verblasst").await;
+    until("the Knoten", || knoten_projected(&s, &k)).await;
+    // Let it fade as the jobs worker would, 8 days on.
+    let id: uuid::Uuid = k.parse().unwrap();
+    let later = chrono::Utc::now() + chrono::Duration::days(8);
+    let meta = domain::Meta {
+        actor: domain::Actor::System,
+        ip_hash: None,
+        ua_hash: None,
+        msg_id: format!("verfall:{id}"),
+    };
+    s.bus
+        .execute::<domain::knoten::Knoten>(
+            domain::AggregateType::Knoten,
+            id,
+            &domain::knoten::KnotenCommand::Verfallen { now: later },
+            meta,
+            later,
+            false,
+        )
+        .await
+        .unwrap();
+    until("the decay", || async {
+        s.count(&format!(
+            "SELECT count(*) FROM knoten WHERE id = '{k}' AND decayed_at IS NOT NULL"
+        ))
+        .await
+            == 1
+    })
+    .await;
+    let r = spin(&s, &token, "f1", &k, "MITARBEIT").await;
+    assert_eq!(code(&r), "CONFLICT", "{r}");
+    assert!(
+        r["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("faded"),
+        "{r}"
+    );
+    let w = s
+        .gql(
+            "mutation($i: WriteNachrichtInput!) { writeNachricht(input: $i) { nachricht { id } } }",
+            json!({"i": {"idempotencyKey": "m1", "knotenId": k, "text": "Hallo?"}}),
+        )
+        .await;
+    assert_eq!(code(&w), "CONFLICT", "{w}");
+    let unknown = spin(
+        &s,
+        &token,
+        "f2",
+        &uuid::Uuid::new_v4().to_string(),
+        "MITARBEIT",
+    )
+    .await;
+    assert_eq!(code(&unknown), "NOT_FOUND", "{unknown}");
+    let garbage = spin(&s, &token, "f3", "not-an-id", "MITARBEIT").await;
+    assert_eq!(code(&garbage), "VALIDATION", "{garbage}");
+    let k2 = create_as(&s, &token, "k2", "Lebendig").await;
+    until("the Knoten", || knoten_projected(&s, &k2)).await;
+    let long = s
+        .gql(
+            "mutation($i: WriteNachrichtInput!) { writeNachricht(input: $i) { nachricht { id } } }",
+            json!({"i": {"idempotencyKey": "m2", "knotenId": k2, "text": "x".repeat(4001)}}),
+        )
+        .await;
+    assert_eq!(code(&long), "VALIDATION", "{long}");
+    assert_eq!(long["errors"][0]["extensions"]["field"], "text");
+    // The faded Knoten's room stays readable; it is off the live map.
+    let room = s
+        .gql(
+            "query($k: ID!) { room(knotenId: $k) { knoten { decayedAt } } }",
+            json!({"k": k}),
+        )
+        .await;
+    assert!(
+        room["data"]["room"]["knoten"]["decayedAt"].is_string(),
+        "{room}"
+    );
+    s.finish().await;
+}

@@ -22,6 +22,13 @@ pub struct Server {
 }
 
 pub async fn server(metrics: Option<metrics_exporter_prometheus::PrometheusHandle>) -> Server {
+    server_with(metrics, api::Flags::default()).await
+}
+
+pub async fn server_with(
+    metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    flags: api::Flags,
+) -> Server {
     let ort = Ort::new(&testkit::unique_ort()).unwrap();
     let fallback = Fallback::connect(&testkit::redis_url(), &ort)
         .await
@@ -45,6 +52,7 @@ pub async fn server(metrics: Option<metrics_exporter_prometheus::PrometheusHandl
     let hub = api::LiveHub::spawn(bus.clone(), rx);
     let config = api::ApiConfig {
         ws_tick: Duration::from_millis(100),
+        flags,
         ..Default::default()
     };
     let state = api::AppState::new(bus.clone(), db.conn.clone(), hub, config, metrics);
