@@ -231,6 +231,7 @@ async fn serve(s: Settings, urls: Urls, roles: Roles) -> Result<()> {
     bus.ensure_streams()
         .await
         .context("creating the JetStream streams")?;
+    bus.set_archive(std::sync::Arc::new(workers::ArchiveReader::new(db.clone())));
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = Vec::new();

@@ -88,7 +88,13 @@ impl Bus {
                             detail: e.to_string(),
                         }
                     })?;
-                    let head = history.last().map(|s| (s.seq.unwrap_or(0), s.hash.clone()));
+                    // Archived links are off the stream: JetStream expects sequence 0 there.
+                    let head = history.last().map(|s| {
+                        (
+                            if s.archived { 0 } else { s.seq.unwrap_or(0) },
+                            s.hash.clone(),
+                        )
+                    });
                     if let Some((seq, hash)) = &head
                         && history.iter().all(|s| s.seq.is_some())
                     {
@@ -175,6 +181,7 @@ impl Bus {
                         seq: Some(seq),
                         envelope: env,
                         hash: hash.clone(),
+                        archived: false,
                     });
                 }
                 Ok(Appended::JetStream {
@@ -195,6 +202,7 @@ impl Bus {
                         seq: None,
                         envelope: env,
                         hash: hash.clone(),
+                        archived: false,
                     });
                 }
                 Err(AppendError::WrongSequence) if n == 0 => return Ok(None),

@@ -16,4 +16,4 @@ pub use command::{ExecuteError, Executed, Outcome};
 pub use config::BusConfig;
 pub use error::BusError;
 pub use fallback::{Fallback, FallbackEntry};
-pub use streams::{Appended, Bus, Stored};
+pub use streams::{Appended, Archive, Bus, Stored};

@@ -28,6 +28,15 @@ pub struct Stored {
     pub seq: Option<u64>,
     pub envelope: Envelope,
     pub hash: String,
+    /// Read from the archive: JetStream no longer holds it (past max_age).
+    pub archived: bool,
+}
+
+/// The older part of chains, after JetStream's max_age dropped it: implemented over
+/// `events_archive` by the binary's wiring (bus itself never touches PostgreSQL).
+pub trait Archive: Send + Sync + 'static {
+    /// Every archived event of one aggregate, in chain order, with `archived: true`.
+    fn chain(&self, id: Uuid) -> futures::future::BoxFuture<'_, Result<Vec<Stored>, BusError>>;
 }
 
 /// Where an appended event went.
@@ -60,6 +69,7 @@ type HeadCache = std::sync::Mutex<std::collections::HashMap<Uuid, Box<dyn std::a
 struct Inner {
     /// Heads of aggregates this process wrote (see `command.rs`).
     heads: HeadCache,
+    archive: std::sync::OnceLock<Arc<dyn Archive>>,
     client: async_nats::Client,
     js: jetstream::Context,
     cfg: BusConfig,
@@ -86,6 +96,7 @@ impl Bus {
         Ok(Self {
             inner: Arc::new(Inner {
                 heads: Default::default(),
+                archive: Default::default(),
                 client,
                 js,
                 cfg,
@@ -238,7 +249,40 @@ impl Bus {
     }
 
     /// The whole chain of one aggregate that JetStream still holds, oldest first.
+    /// Where older chain links come from once JetStream dropped them (set once, at start).
+    pub fn set_archive(&self, archive: Arc<dyn Archive>) {
+        let _ = self.inner.archive.set(archive);
+    }
+
+    /// The whole chain of one aggregate, oldest first: what JetStream holds, preceded by what
+    /// only the archive still has (when an archive is set).
     pub async fn history(
+        &self,
+        aggregate_type: AggregateType,
+        id: Uuid,
+    ) -> Result<Vec<Stored>, BusError> {
+        let recent = self.stream_history(aggregate_type, id).await?;
+        let complete = recent
+            .first()
+            .is_some_and(|f| f.envelope.prev_hash.is_none());
+        let Some(archive) = self.inner.archive.get().filter(|_| !complete) else {
+            return Ok(recent);
+        };
+        let first_seq = recent.first().and_then(|s| s.seq);
+        let mut chain: Vec<Stored> = archive
+            .chain(id)
+            .await?
+            .into_iter()
+            .filter(|s| match (first_seq, s.seq) {
+                (Some(first), Some(seq)) => seq < first,
+                _ => true,
+            })
+            .collect();
+        chain.extend(recent);
+        Ok(chain)
+    }
+
+    async fn stream_history(
         &self,
         aggregate_type: AggregateType,
         id: Uuid,
@@ -494,5 +538,6 @@ pub(crate) fn decode_stored(subject: &str, seq: u64, payload: &[u8]) -> Result<S
         seq: Some(seq),
         envelope,
         hash,
+        archived: false,
     })
 }
