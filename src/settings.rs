@@ -107,6 +107,10 @@ pub struct Settings {
         global = true
     )]
     pub max_bbox_deg2: f64,
+    /// Viewport deliveries a slow WebSocket client may have queued before they are dropped and
+    /// replaced by one `resync` notice.
+    #[arg(long, env = "WEBEREI_WS_QUEUE", default_value_t = 64, global = true)]
+    pub ws_queue: usize,
 }
 
 impl Settings {
@@ -161,6 +165,7 @@ impl Settings {
         api::ApiConfig {
             ws_tick: Duration::from_millis(self.ws_tick_ms),
             max_bbox_area_deg2: self.max_bbox_deg2,
+            ws_queue: self.ws_queue,
             hash_salt: salt,
             flags: api::Flags {
                 search: self.ff_search,

@@ -19,6 +19,13 @@ pub struct ApiConfig {
     pub max_body_bytes: usize,
     /// Most items one connection page may return.
     pub max_page_size: usize,
+    /// Deliveries (one per tick) a viewport subscriber may have waiting before its queue is
+    /// dropped and replaced by one `resync` notice (DESIGN.md §5 "Slow clients").
+    pub ws_queue: usize,
+    /// A viewport subscriber that got nothing for this long gets an empty `heartbeat` diff.
+    pub heartbeat: Duration,
+    /// Most H3 tiles one viewport subscription may cover (VALIDATION "zoom in" above).
+    pub max_viewport_tiles: usize,
     /// Feature flags (DESIGN.md §9).
     pub flags: Flags,
 }
@@ -57,6 +64,9 @@ impl Default for ApiConfig {
             hash_salt: String::new(),
             max_body_bytes: 256 * 1024,
             max_page_size: 500,
+            ws_queue: 64,
+            heartbeat: Duration::from_secs(30),
+            max_viewport_tiles: 300,
             flags: Flags::default(),
         }
     }

@@ -14,6 +14,7 @@ mod graphql;
 mod http;
 mod live;
 mod state;
+mod tiles;
 
 pub use config::{ApiConfig, Flags};
 pub use error::ApiError;

@@ -6,16 +6,21 @@
 //! Facts from outside (now, ids, the caller) are put into a command before it is decided.
 
 pub mod aggregate;
+pub mod antrag;
+pub mod delegation;
 pub mod envelope;
 pub mod error;
 pub mod events;
 pub mod faden;
+pub mod flag;
 pub mod geo;
+pub mod governance;
 pub mod hash;
 pub mod knoten;
 pub mod privacy;
 pub mod rolle;
 pub mod rules;
+pub mod verification;
 
 pub use aggregate::{Aggregate, NewEvent};
 pub use envelope::{Actor, AggregateType, Envelope, EventContext, Meta, Ort, StreamDomain};

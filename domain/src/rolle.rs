@@ -2,13 +2,18 @@
 //! first event on; its home is a coarse H3 cell. Deleting the role (`UserDeleted`) is the signal
 //! to destroy the key (crypto-shredding): the events stay and still verify, the name becomes
 //! unreadable and an alias stays for the audit trail.
+//!
+//! Peer verification (`VerifizierungBestaetigt`, `RolleVerifiziert`) lives on this chain too;
+//! its rules and choices are documented in [`crate::verification`].
 
 use uuid::Uuid;
 
 use crate::aggregate::{Aggregate, NewEvent};
 use crate::envelope::Envelope;
 use crate::error::DomainError;
-use crate::events::{EventType, RolleRegistriert, UserDeleted};
+use crate::events::{
+    EventType, RolleRegistriert, RolleVerifiziert, UserDeleted, VerifizierungBestaetigt,
+};
 use crate::geo::{HOME_RES, Point};
 use crate::privacy::{KEY_BYTES, NONCE_BYTES, seal};
 
@@ -23,6 +28,10 @@ pub struct Rolle {
     pub deleted: bool,
     /// The pseudonym shown after deletion.
     pub alias: Option<String>,
+    /// Distinct roles that confirmed this one, in order (`VerifizierungBestaetigt`).
+    pub confirmed_by: Vec<Uuid>,
+    /// Since `RolleVerifiziert`.
+    pub verified: bool,
 }
 
 /// Register role `id`. `key` is its new data key and `nonce` a fresh random nonce (the caller
@@ -44,6 +53,13 @@ pub enum RolleCommand {
     Loeschen {
         id: Uuid,
     },
+    /// A verified role confirms this one (see [`crate::verification`]).
+    Bestaetigen(crate::verification::Bestaetigen),
+    /// An admin action verifies this role (the first roles of an Ort). `admin_action_id` is the
+    /// envelope id of the `AdminActionExecuted` event that ordered it.
+    AdminVerifizieren {
+        admin_action_id: ulid::Ulid,
+    },
 }
 
 impl Aggregate for Rolle {
@@ -60,6 +76,16 @@ impl Aggregate for Rolle {
                 self.deleted = true;
                 self.alias = Some(p.alias);
             }
+            Some(EventType::VerifizierungBestaetigt) => {
+                let p: VerifizierungBestaetigt = event.decode()?;
+                if !self.confirmed_by.contains(&p.by) {
+                    self.confirmed_by.push(p.by);
+                }
+            }
+            Some(EventType::RolleVerifiziert) => {
+                let _: RolleVerifiziert = event.decode()?;
+                self.verified = true;
+            }
             _ => {}
         }
         Ok(())
@@ -69,6 +95,10 @@ impl Aggregate for Rolle {
         match cmd {
             RolleCommand::Registrieren(r) => self.registrieren(r),
             RolleCommand::Loeschen { id } => self.loeschen(*id),
+            RolleCommand::Bestaetigen(b) => crate::verification::bestaetigen(self, b),
+            RolleCommand::AdminVerifizieren { admin_action_id } => {
+                crate::verification::admin_verifizieren(self, *admin_action_id)
+            }
         }
     }
 }

@@ -1,23 +1,134 @@
-//! The viewport subscription: new Knoten inside a bounding box, batched per tick.
+//! The viewport subscription (DESIGN.md §5): changes inside a bounding box, grouped per H3 tile
+//! by the process's [`crate::tiles::TileHub`], one batched diff per tick, a cursor on every diff
+//! and a replay from JetStream when the client comes back with one.
+//!
+//! Known limit: the tile hub computes each tile's diff once and shares it (`Arc`), but
+//! async-graphql resolves and serializes the selection set per subscriber, so the JSON bytes are
+//! produced once per subscriber, not once per tile. Sharing the bytes would need a raw
+//! WebSocket path beside async-graphql.
+
+use std::time::Duration;
 
 use async_graphql::{Context, Result, SimpleObject, Subscription};
-use futures::Stream;
-use tokio::sync::broadcast::error::RecvError;
+use async_nats::jetstream::consumer::{DeliverPolicy, pull::OrderedConfig};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use domain::geo::Bbox;
+use domain::{DomainError, StreamDomain};
+use futures::{Stream, StreamExt};
+use tracing::warn;
 
 use super::Deps;
 use super::knoten::{BboxInput, KnotenNode};
-use crate::live::LiveChange;
+use crate::error::ApiError;
+use crate::live::{LiveChange, LiveEvent, decode};
+use crate::tiles::{self, Delivery, TileSubscription};
 
-/// One batched update of a viewport, sent at most once per tick.
-#[derive(SimpleObject, Clone, Debug)]
+/// Most changes of one kind a replayed diff carries; a longer replay comes as several diffs.
+const REPLAY_BATCH: usize = 200;
+/// How long a replay waits for the next message from JetStream before it gives up (and sends
+/// `resync`).
+const REPLAY_IDLE: Duration = Duration::from_secs(10);
+/// How long a subscription with `after` waits for the live feed to start following the stream.
+const FEED_WAIT: Duration = Duration::from_secs(10);
+
+/// One batched update of a viewport, sent at most once per tick. New kinds of change come as
+/// new list fields; a client ignores the ones it does not know.
+#[derive(SimpleObject, Clone, Debug, Default)]
 pub struct ViewportDiff {
     /// Knoten tied inside the box since the previous diff.
     pub knoten: Vec<KnotenNode>,
-    /// Opaque position in the event log this diff covers up to.
+    /// Opaque position in the event log this diff covers up to. Pass it as `after` when
+    /// subscribing again to receive exactly what was missed.
     pub cursor: String,
-    /// True if the server had to drop updates for this subscriber (it was too slow): reload
-    /// the viewport with the `knoten` query, then keep listening.
+    /// True if the server had to drop updates for this subscriber (it was too slow, or its
+    /// `after` cursor is older than what the log still holds): reload the viewport with the
+    /// `knoten` query, then keep listening. The lists are empty in such a diff.
     pub resync: bool,
+    /// True for the keep-alive diff sent when nothing was sent for 30 s. The lists are empty;
+    /// the cursor moves on.
+    pub heartbeat: bool,
+}
+
+impl ViewportDiff {
+    fn notice(upto: u64, resync: bool, heartbeat: bool) -> Self {
+        Self {
+            cursor: encode_cursor(upto),
+            resync,
+            heartbeat,
+            ..Self::default()
+        }
+    }
+
+    /// Add a change to the list of its kind. A new `LiveChange` variant must say here which
+    /// list it goes to.
+    fn add(&mut self, change: &LiveChange) {
+        match change {
+            LiveChange::KnotenCreated(k) => self.knoten.push(k.clone()),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        let Self {
+            knoten,
+            cursor: _,
+            resync,
+            heartbeat,
+        } = self;
+        knoten.is_empty() && !resync && !heartbeat
+    }
+}
+
+const CURSOR_PREFIX: &str = "social:";
+
+pub(crate) fn encode_cursor(seq: u64) -> String {
+    URL_SAFE_NO_PAD.encode(format!("{CURSOR_PREFIX}{seq}"))
+}
+
+pub(crate) fn decode_cursor(cursor: &str) -> Result<u64, ApiError> {
+    let bad = || {
+        ApiError::from(DomainError::validation(
+            "after",
+            "not a cursor of the viewport subscription (pass the `cursor` of a diff as it was sent)",
+        ))
+    };
+    let raw = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| bad())?;
+    let raw = String::from_utf8(raw).map_err(|_| bad())?;
+    let seq = raw.strip_prefix(CURSOR_PREFIX).ok_or_else(bad)?;
+    if seq.is_empty() || !seq.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
+    seq.parse().map_err(|_| bad())
+}
+
+fn validate_zoom(zoom: f64) -> Result<f64, ApiError> {
+    if zoom.is_finite() && tiles::ZOOM_RANGE.contains(&zoom) {
+        Ok(zoom)
+    } else {
+        Err(DomainError::validation(
+            "zoom",
+            format!(
+                "must be a map zoom between {} and {}, got {zoom}",
+                tiles::ZOOM_RANGE.start(),
+                tiles::ZOOM_RANGE.end()
+            ),
+        )
+        .into())
+    }
+}
+
+/// What a subscription with `after` does before it goes live.
+enum Replay {
+    /// Nothing was missed: go live, dropping changes up to `upto`.
+    Nothing { upto: u64 },
+    /// The log no longer holds what was missed (or the cursor is from another log): tell the
+    /// client to reload, then go live after `upto`.
+    Resync { upto: u64 },
+    /// Read the log after the cursor up to `upto`, then go live after `upto`.
+    Read {
+        messages: Box<async_nats::jetstream::consumer::pull::Ordered>,
+        upto: u64,
+    },
 }
 
 #[derive(Default)]
@@ -26,52 +137,240 @@ pub struct ViewportSubscription;
 #[Subscription]
 impl ViewportSubscription {
     /// Changes inside a bounding box, batched: at most one diff per tick (1.5 s by default),
-    /// and none when nothing changed.
+    /// none when nothing changed in the box, and a `heartbeat` diff after 30 s of silence.
+    ///
+    /// The box is covered by H3 tiles whose size follows `zoom` (the web map zoom, 0 to 22);
+    /// without `zoom`, the tile size is chosen from the box. A box that needs more tiles than
+    /// the server allows is refused (VALIDATION): zoom in.
+    ///
+    /// With `after` (the `cursor` of the last diff received), the changes in the box since then
+    /// are sent first, then the subscription goes live without gap or duplicate. An `after`
+    /// older than what the log still holds yields one diff with `resync: true`.
     async fn viewport(
         &self,
         ctx: &Context<'_>,
         bbox: BboxInput,
+        #[graphql(
+            desc = "Map zoom, 0 to 22 (web map convention); it sets the tile size. Omitted: chosen from the box."
+        )]
+        zoom: Option<f64>,
+        #[graphql(desc = "The `cursor` of the last diff received: replay what was missed.")]
+        after: Option<String>,
     ) -> Result<impl Stream<Item = ViewportDiff> + use<>> {
         let deps = ctx.data::<Deps>()?.clone();
         let bbox = bbox.validate(deps.config.max_bbox_area_deg2)?;
-        let mut rx = deps.hub.subscribe();
-        let tick_every = deps.config.ws_tick;
-        Ok(async_stream::stream! {
-            let mut tick = tokio::time::interval(tick_every);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            let mut pending = Vec::new();
-            let mut seq = deps.hub.last_seq();
-            let mut resync = false;
-            loop {
-                tokio::select! {
-                    ev = rx.recv() => match ev {
-                        Ok(ev) => {
-                            seq = ev.seq;
-                            match &ev.change {
-                                LiveChange::KnotenCreated(k) => {
-                                    if let Ok(p) = domain::geo::Point::new(k.lat, k.lng) && bbox.contains(p) {
-                                        pending.push(k.clone());
-                                    }
-                                }
-                            }
-                        }
-                        Err(RecvError::Lagged(_)) => {
-                            pending.clear();
-                            resync = true;
-                        }
-                        Err(RecvError::Closed) => break,
-                    },
-                    _ = tick.tick() => {
-                        if !pending.is_empty() || resync {
-                            yield ViewportDiff {
-                                knoten: std::mem::take(&mut pending),
-                                cursor: format!("social:{seq}"),
-                                resync: std::mem::take(&mut resync),
+        let res = match zoom {
+            Some(z) => tiles::tile_resolution(validate_zoom(z)?, (bbox.south + bbox.north) / 2.0),
+            None => tiles::resolution_for_box(&bbox),
+        };
+        let max_tiles = deps.config.max_viewport_tiles;
+        let cover = tiles::cover(&bbox, res, max_tiles).ok_or_else(|| {
+            ApiError::from(DomainError::validation(
+                "zoom",
+                format!(
+                    "the box needs more than {max_tiles} tiles at {}; zoom in (send a smaller box) or send the map's zoom",
+                    zoom.map_or_else(|| "the coarsest tile size".to_owned(), |z| format!("zoom {z}"))
+                ),
+            ))
+        })?;
+        let after = after.as_deref().map(decode_cursor).transpose()?;
+
+        if after.is_some() {
+            wait_for_feed(&deps).await?;
+        }
+        // Register before looking at the log: every change after the registration position
+        // arrives live, so a replay that reads at least that far leaves no gap.
+        let (subscription, registered_at) = deps.hub.tiles(&deps.config).register(cover);
+        let replay = match after {
+            Some(cursor) => Some(prepare_replay(&deps, cursor, registered_at).await?),
+            None => None,
+        };
+        Ok(diffs(subscription, bbox, replay))
+    }
+}
+
+async fn wait_for_feed(deps: &Deps) -> Result<(), ApiError> {
+    let deadline = tokio::time::Instant::now() + FEED_WAIT;
+    while !deps.hub.is_following() {
+        if tokio::time::Instant::now() > deadline {
+            return Err(ApiError::unavailable(
+                "the live feed does not follow the event log yet",
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(())
+}
+
+async fn prepare_replay(deps: &Deps, cursor: u64, registered_at: u64) -> Result<Replay, ApiError> {
+    let ort = &deps.bus.config().ort;
+    let mut stream = deps
+        .bus
+        .jetstream()
+        .get_stream(ort.stream_name(StreamDomain::Social))
+        .await
+        .map_err(ApiError::unavailable)?;
+    let state = stream
+        .info()
+        .await
+        .map_err(ApiError::unavailable)?
+        .state
+        .clone();
+    // Read after registering: the log's end is at least the registration position, and at
+    // least where the live feed started following.
+    let upto = state.last_sequence.max(registered_at);
+    if cursor > state.last_sequence || cursor.saturating_add(1) < state.first_sequence {
+        return Ok(Replay::Resync { upto });
+    }
+    if cursor >= upto {
+        return Ok(Replay::Nothing { upto: cursor });
+    }
+    let consumer = stream
+        .create_consumer(OrderedConfig {
+            filter_subject: ort.stream_filter(StreamDomain::Social),
+            deliver_policy: DeliverPolicy::ByStartSequence {
+                start_sequence: cursor + 1,
+            },
+            ..Default::default()
+        })
+        .await
+        .map_err(ApiError::unavailable)?;
+    if consumer.cached_info().num_pending == 0 {
+        return Ok(Replay::Nothing { upto });
+    }
+    let messages = consumer.messages().await.map_err(ApiError::unavailable)?;
+    Ok(Replay::Read {
+        messages: Box::new(messages),
+        upto,
+    })
+}
+
+fn diffs(
+    subscription: TileSubscription,
+    bbox: Bbox,
+    replay: Option<Replay>,
+) -> impl Stream<Item = ViewportDiff> + use<> {
+    async_stream::stream! {
+        // Changes up to here were sent by the replay (or are not wanted): drop them live.
+        let mut seen_upto = 0;
+        match replay {
+            None => {}
+            Some(Replay::Nothing { upto }) => seen_upto = upto,
+            Some(Replay::Resync { upto }) => {
+                seen_upto = upto;
+                yield ViewportDiff::notice(upto, true, false);
+            }
+            Some(Replay::Read { mut messages, upto }) => {
+                seen_upto = upto;
+                let mut diff = ViewportDiff::default();
+                let mut batched = 0;
+                loop {
+                    let next = tokio::time::timeout(REPLAY_IDLE, messages.next()).await;
+                    let msg = match next {
+                        Ok(Some(Ok(msg))) => msg,
+                        other => {
+                            let why = match other {
+                                Err(_) => "timed out".to_owned(),
+                                Ok(None) => "ended".to_owned(),
+                                Ok(Some(Err(e))) => e.to_string(),
+                                Ok(Some(Ok(_))) => String::new(),
                             };
+                            warn!(%why, "viewport replay broke off; the subscriber resyncs");
+                            diff = ViewportDiff::notice(upto, true, false);
+                            batched = 1;
+                            break;
                         }
+                    };
+                    let Ok(info) = msg.info() else { continue };
+                    let (seq, pending) = (info.stream_sequence, info.pending);
+                    if seq > upto {
+                        // The live feed delivers it.
+                        break;
+                    }
+                    if let Some(change) = decode(&msg.payload)
+                        && tiles::in_box(change.point(), &bbox)
+                    {
+                        diff.add(&change);
+                        batched += 1;
+                    }
+                    if batched >= REPLAY_BATCH {
+                        diff.cursor = encode_cursor(seq);
+                        yield std::mem::take(&mut diff);
+                        batched = 0;
+                    }
+                    if seq >= upto || pending == 0 {
+                        break;
                     }
                 }
+                if batched > 0 {
+                    diff.cursor = encode_cursor(upto);
+                    yield diff;
+                }
             }
-        })
+        }
+        loop {
+            let delivery = subscription.next().await;
+            let diff = match delivery {
+                Delivery::Changes { upto, tiles } => {
+                    let mut diff = ViewportDiff::notice(upto.max(seen_upto), false, false);
+                    let mut events: Vec<&LiveEvent> = tiles
+                        .iter()
+                        .flat_map(|t| t.events.iter())
+                        .map(AsRef::as_ref)
+                        .filter(|e| e.seq > seen_upto && tiles::in_box(e.change.point(), &bbox))
+                        .collect();
+                    // A change lies in one tile per resolution, but stay safe: in log order,
+                    // each once.
+                    events.sort_unstable_by_key(|e| e.seq);
+                    events.dedup_by_key(|e| e.seq);
+                    for e in events {
+                        diff.add(&e.change);
+                    }
+                    diff
+                }
+                Delivery::Resync { upto } => ViewportDiff::notice(upto.max(seen_upto), true, false),
+                Delivery::Heartbeat { upto } => {
+                    ViewportDiff::notice(upto.max(seen_upto), false, true)
+                }
+            };
+            if !diff.is_empty() {
+                yield diff;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_garbage_is_refused() {
+        for seq in [0, 1, 42, u64::MAX] {
+            assert_eq!(decode_cursor(&encode_cursor(seq)).unwrap(), seq);
+        }
+        for bad in [
+            "",
+            "garbage!",
+            "c29jaWFsOg", // "social:"
+            &URL_SAFE_NO_PAD.encode("social:-1"),
+            &URL_SAFE_NO_PAD.encode("social:+1"),
+            &URL_SAFE_NO_PAD.encode("other:1"),
+            &URL_SAFE_NO_PAD.encode("social:99999999999999999999999"),
+        ] {
+            let err = decode_cursor(bad).unwrap_err();
+            assert_eq!(err.code(), "VALIDATION", "{bad}");
+        }
+    }
+
+    #[test]
+    fn zoom_outside_0_to_22_is_refused() {
+        assert!(validate_zoom(0.0).is_ok());
+        assert!(validate_zoom(22.0).is_ok());
+        for z in [-0.1, 22.5, 30.0, f64::NAN, f64::INFINITY] {
+            assert!(validate_zoom(z).is_err(), "{z}");
+        }
     }
 }

@@ -1,0 +1,628 @@
+//! Viewport tiles: a viewport's bounding box is covered by H3 cells ("tiles") at a resolution
+//! that follows the map's zoom, and one [`TileHub`] per process groups the subscribers per tile.
+//!
+//! Every `ws_tick` a single task takes the changes the [`LiveHub`] broadcast since the previous
+//! tick, computes ONE diff per tile that has subscribers and changes (shared as an `Arc`), and
+//! hands each subscriber the diffs of its tiles in one delivery. The task never awaits a
+//! subscriber: deliveries go into a bounded per-subscriber queue; a full queue is emptied and
+//! replaced by one `resync` notice, so a slow client costs nobody else anything.
+//!
+//! Invariants:
+//! - the cover of a box contains every cell that intersects it (a point inside the box always
+//!   lies in a covered tile);
+//! - a delivery's `upto` is the tick's position: every change with a sequence up to it has been
+//!   handed to this tick or an earlier one (see the position invariant in `live.rs`), so a
+//!   cursor made from it never skips a change;
+//! - the tick task holds the registry lock only for in-memory work and never `.await`s while
+//!   holding it.
+
+use std::collections::hash_map::Entry;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use domain::geo::{Bbox, Point};
+use h3o::{CellIndex, LatLng, Resolution};
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
+use tokio::sync::{Notify, watch};
+use tokio::time::Instant;
+use tracing::warn;
+
+use crate::config::ApiConfig;
+use crate::live::{LiveEvent, LiveHub};
+
+/// Zoom levels a viewport may ask for (web map zoom, 256-px tiles).
+pub const ZOOM_RANGE: std::ops::RangeInclusive<f64> = 0.0..=22.0;
+/// Coarsest tile resolution (~12 400 km² cells): a box of the maximum area stays in a few
+/// dozen tiles.
+pub const MIN_TILE_RES: u8 = 3;
+/// Finest tile resolution (~0.1 km² cells): closer than street level the grouping gains nothing.
+pub const MAX_TILE_RES: u8 = 9;
+/// When a client sends no zoom, the finest resolution at which the box needs about this many
+/// tiles (by area) is used.
+const TARGET_TILES: f64 = 24.0;
+
+/// The tile resolution for a web map zoom at latitude `lat`:
+/// `clamp(round(0.712 * (zoom - log2(cos lat)) - 3.19), 3, 9)`.
+///
+/// Why: `zoom - log2(cos lat)` is the "ground zoom" (a Mercator map at latitude `lat` shows
+/// `1 / cos lat` times less ground per pixel, so the zoom alone would give 2.5 times as many
+/// tiles in Weimar as on the equator). Each zoom step quarters a viewport's area and each H3
+/// resolution step divides a cell's area by 7, so one zoom step is log(4)/log(7) ≈ 0.712
+/// resolution steps. The offset makes a 1280×800 px viewport about 12 cells in area (zoom 12
+/// in Weimar, about 30 × 20 km, gets resolution 6, 36 km² cells); with the cells along the rim
+/// and the rounding, a typical viewport needs between about 5 and 60 tiles at every zoom and
+/// latitude (see `a_typical_viewport_needs_a_few_to_a_few_dozen_tiles_at_every_zoom`).
+pub fn tile_resolution(zoom: f64, lat: f64) -> Resolution {
+    let ground_zoom = zoom - lat.to_radians().cos().max(0.01).log2();
+    let res = (0.712 * ground_zoom - 3.19).round();
+    let res = res.clamp(f64::from(MIN_TILE_RES), f64::from(MAX_TILE_RES)) as u8;
+    Resolution::try_from(res).unwrap_or(Resolution::Six)
+}
+
+/// The tile resolution for a box when the client sent no zoom: the finest one at which the
+/// box's area is about [`TARGET_TILES`] cells.
+pub fn resolution_for_box(bbox: &Bbox) -> Resolution {
+    let area = bbox_area_km2(bbox);
+    (MIN_TILE_RES..=MAX_TILE_RES)
+        .rev()
+        .filter_map(|r| Resolution::try_from(r).ok())
+        .find(|r| area / r.area_km2() <= TARGET_TILES)
+        .unwrap_or(Resolution::Three)
+}
+
+fn bbox_area_km2(bbox: &Bbox) -> f64 {
+    const KM_PER_DEG: f64 = 111.32;
+    let mid_lat = ((bbox.south + bbox.north) / 2.0).to_radians();
+    (bbox.east - bbox.west) * (bbox.north - bbox.south) * KM_PER_DEG * KM_PER_DEG * mid_lat.cos()
+}
+
+/// Every cell at `res` that intersects `bbox`, or `None` when that is more than `max` cells.
+///
+/// A flood fill from the cell of the box's centre: a neighbour is taken when its lat/lng extent,
+/// widened by a tenth on each side, overlaps the box. The widening absorbs the difference
+/// between a cell's straight-line vertex polygon and its true (great-circle) edges, so the test
+/// is conservative: it may take a sliver cell too many at the rim, never one too few. Cells
+/// that intersect the box are connected (they tile a connected region), so the fill reaches
+/// them all.
+pub fn cover(bbox: &Bbox, res: Resolution, max: usize) -> Option<Vec<CellIndex>> {
+    let centre = LatLng::new(
+        (bbox.south + bbox.north) / 2.0,
+        (bbox.west + bbox.east) / 2.0,
+    )
+    .ok()?;
+    let poles = [
+        LatLng::new(90.0, 0.0).ok().map(|p| p.to_cell(res)),
+        LatLng::new(-90.0, 0.0).ok().map(|p| p.to_cell(res)),
+    ];
+    let start = centre.to_cell(res);
+    let mut seen = HashSet::from([start]);
+    let mut queue = VecDeque::from([start]);
+    let mut covered = Vec::new();
+    while let Some(cell) = queue.pop_front() {
+        covered.push(cell);
+        if covered.len() > max {
+            return None;
+        }
+        for next in cell.grid_disk::<Vec<_>>(1) {
+            if seen.insert(next) && may_intersect(next, bbox, &poles) {
+                queue.push_back(next);
+            }
+        }
+    }
+    covered.sort_unstable();
+    Some(covered)
+}
+
+fn may_intersect(cell: CellIndex, bbox: &Bbox, poles: &[Option<CellIndex>; 2]) -> bool {
+    let boundary = cell.boundary();
+    let (mut south, mut north) = (f64::MAX, f64::MIN);
+    let (mut west, mut east) = (f64::MAX, f64::MIN);
+    for v in boundary.iter() {
+        south = south.min(v.lat());
+        north = north.max(v.lat());
+        west = west.min(v.lng());
+        east = east.max(v.lng());
+    }
+    if east - west > 180.0 {
+        // The cell straddles the antimeridian: its extent in longitude is unknown here, so
+        // count it as everywhere (conservative).
+        (west, east) = (-180.0, 180.0);
+    }
+    if poles[0] == Some(cell) {
+        (north, west, east) = (90.0, -180.0, 180.0);
+    }
+    if poles[1] == Some(cell) {
+        (south, west, east) = (-90.0, -180.0, 180.0);
+    }
+    let dlat = (north - south) * 0.1;
+    let dlng = (east - west) * 0.1;
+    south - dlat <= bbox.north
+        && north + dlat >= bbox.south
+        && west - dlng <= bbox.east
+        && east + dlng >= bbox.west
+}
+
+/// The changes of one tile in one tick, computed once and shared by all its subscribers.
+#[derive(Debug)]
+pub struct TileDiff {
+    pub events: Vec<Arc<LiveEvent>>,
+}
+
+/// What a subscriber's queue holds: at most one per tick.
+#[derive(Debug, Clone)]
+pub enum Delivery {
+    /// The diffs of the subscriber's tiles that changed in one tick; `upto` is the tick's
+    /// stream position.
+    Changes {
+        upto: u64,
+        tiles: Vec<Arc<TileDiff>>,
+    },
+    /// The subscriber fell behind and lost deliveries up to `upto`.
+    Resync { upto: u64 },
+    /// Nothing was sent for a heartbeat interval.
+    Heartbeat { upto: u64 },
+}
+
+impl Delivery {
+    fn upto(&self) -> u64 {
+        match self {
+            Self::Changes { upto, .. } | Self::Resync { upto } | Self::Heartbeat { upto } => *upto,
+        }
+    }
+}
+
+struct Queue {
+    items: VecDeque<Delivery>,
+    last_push: Instant,
+}
+
+/// The state a subscriber shares with the tick task.
+struct Mailbox {
+    queue: Mutex<Queue>,
+    notify: Notify,
+}
+
+impl Mailbox {
+    /// Never waits: a full queue is dropped and replaced by one resync notice.
+    fn push(&self, delivery: Delivery, capacity: usize, now: Instant) {
+        let mut q = lock(&self.queue);
+        if q.items.len() >= capacity.max(1) {
+            q.items.clear();
+            q.items.push_back(Delivery::Resync {
+                upto: delivery.upto(),
+            });
+            metrics::counter!("wg_viewport_resyncs_total").increment(1);
+        } else {
+            q.items.push_back(delivery);
+        }
+        q.last_push = now;
+        drop(q);
+        self.notify.notify_one();
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic elsewhere while holding the lock leaves plain data behind: keep serving.
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+struct Registered {
+    tiles: Vec<CellIndex>,
+    mailbox: Arc<Mailbox>,
+}
+
+#[derive(Default)]
+struct Registry {
+    next_id: u64,
+    /// The last tick's position: changes after it reach subscribers registered now.
+    position: u64,
+    subscribers: HashMap<u64, Registered>,
+    tiles: HashMap<CellIndex, Vec<u64>>,
+    /// How many subscribers use each resolution (a change is located at each one in use).
+    per_res: [usize; 16],
+}
+
+struct Shared {
+    registry: Mutex<Registry>,
+    capacity: usize,
+}
+
+/// Per-process grouping of viewport subscribers by tile. Cheap to clone.
+#[derive(Clone)]
+pub struct TileHub {
+    shared: Arc<Shared>,
+}
+
+impl TileHub {
+    /// Start the tick task: every `config.ws_tick`, until `shutdown` turns true.
+    pub fn spawn(
+        live: LiveHub,
+        config: &ApiConfig,
+        shutdown: Option<watch::Receiver<bool>>,
+    ) -> Self {
+        let hub = Self {
+            shared: Arc::new(Shared {
+                registry: Mutex::new(Registry::default()),
+                capacity: config.ws_queue,
+            }),
+        };
+        tokio::spawn(
+            hub.clone()
+                .run(live, config.ws_tick, config.heartbeat, shutdown),
+        );
+        hub
+    }
+
+    /// Register a subscriber for `tiles`; returns its subscription and the position from which
+    /// on it receives changes (every change with a larger sequence).
+    pub fn register(&self, tiles: Vec<CellIndex>) -> (TileSubscription, u64) {
+        let mailbox = Arc::new(Mailbox {
+            queue: Mutex::new(Queue {
+                items: VecDeque::new(),
+                last_push: Instant::now(),
+            }),
+            notify: Notify::new(),
+        });
+        let mut reg = lock(&self.shared.registry);
+        let id = reg.next_id;
+        reg.next_id += 1;
+        for t in &tiles {
+            reg.tiles.entry(*t).or_default().push(id);
+        }
+        if let Some(t) = tiles.first() {
+            reg.per_res[usize::from(u8::from(t.resolution()))] += 1;
+        }
+        reg.subscribers.insert(
+            id,
+            Registered {
+                tiles,
+                mailbox: mailbox.clone(),
+            },
+        );
+        let position = reg.position;
+        metrics::gauge!("wg_viewport_subscribers").set(reg.subscribers.len() as f64);
+        drop(reg);
+        (
+            TileSubscription {
+                id,
+                mailbox,
+                shared: self.shared.clone(),
+            },
+            position,
+        )
+    }
+
+    async fn run(
+        self,
+        live: LiveHub,
+        every: Duration,
+        heartbeat: Duration,
+        shutdown: Option<watch::Receiver<bool>>,
+    ) {
+        let mut rx = live.subscribe();
+        let stop = async move {
+            match shutdown {
+                // Also ends when the sender is gone: the process is stopping.
+                Some(mut rx) => {
+                    let _ = rx.wait_for(|stop| *stop).await;
+                }
+                None => std::future::pending().await,
+            }
+        };
+        tokio::pin!(stop);
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut pending: Vec<Arc<LiveEvent>> = Vec::new();
+        let mut lagged = false;
+        let mut position = live.last_seq();
+        loop {
+            tokio::select! {
+                ev = rx.recv() => match ev {
+                    Ok(ev) => pending.push(ev),
+                    Err(RecvError::Lagged(n)) => {
+                        warn!(missed = n, "viewport tick fell behind the live feed; all subscribers resync");
+                        lagged = true;
+                    }
+                    Err(RecvError::Closed) => return,
+                },
+                _ = tick.tick() => {
+                    // Read the hub's position first, then drain: every change up to it is in
+                    // the channel by then (live.rs sends before it stores the position).
+                    let hub_position = live.last_seq();
+                    loop {
+                        match rx.try_recv() {
+                            Ok(ev) => pending.push(ev),
+                            Err(TryRecvError::Lagged(_)) => lagged = true,
+                            Err(_) => break,
+                        }
+                    }
+                    position = position
+                        .max(hub_position)
+                        .max(pending.last().map_or(0, |e| e.seq));
+                    self.dispatch(std::mem::take(&mut pending), position, std::mem::take(&mut lagged), heartbeat);
+                }
+                () = &mut stop => return,
+            }
+        }
+    }
+
+    /// One tick: group the changes per tile, one shared diff per tile, one delivery per
+    /// subscriber. Synchronous on purpose: nothing here may wait for a subscriber.
+    fn dispatch(&self, events: Vec<Arc<LiveEvent>>, upto: u64, lagged: bool, heartbeat: Duration) {
+        let now = Instant::now();
+        let capacity = self.shared.capacity;
+        let mut reg = lock(&self.shared.registry);
+        reg.position = upto;
+        if lagged {
+            for entry in reg.subscribers.values() {
+                entry.mailbox.push(Delivery::Resync { upto }, capacity, now);
+            }
+        }
+        let resolutions: Vec<Resolution> = reg
+            .per_res
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| **n > 0)
+            .filter_map(|(r, _)| Resolution::try_from(r as u8).ok())
+            .collect();
+        let mut by_tile: HashMap<CellIndex, Vec<Arc<LiveEvent>>> = HashMap::new();
+        if !resolutions.is_empty() {
+            for ev in &events {
+                let Some(point) = ev.change.point() else {
+                    continue;
+                };
+                for res in &resolutions {
+                    let cell = point.cell(*res);
+                    if reg.tiles.contains_key(&cell) {
+                        by_tile.entry(cell).or_default().push(ev.clone());
+                    }
+                }
+            }
+        }
+        let mut per_subscriber: HashMap<u64, Vec<Arc<TileDiff>>> = HashMap::new();
+        for (cell, events) in by_tile {
+            let diff = Arc::new(TileDiff { events });
+            for id in reg.tiles.get(&cell).into_iter().flatten() {
+                per_subscriber.entry(*id).or_default().push(diff.clone());
+            }
+        }
+        for (id, tiles) in per_subscriber {
+            if let Some(entry) = reg.subscribers.get(&id) {
+                entry
+                    .mailbox
+                    .push(Delivery::Changes { upto, tiles }, capacity, now);
+            }
+        }
+        for entry in reg.subscribers.values() {
+            let quiet = now.duration_since(lock(&entry.mailbox.queue).last_push);
+            if quiet >= heartbeat {
+                entry
+                    .mailbox
+                    .push(Delivery::Heartbeat { upto }, capacity, now);
+            }
+        }
+    }
+}
+
+/// A registered subscriber; unregisters when dropped.
+pub struct TileSubscription {
+    id: u64,
+    mailbox: Arc<Mailbox>,
+    shared: Arc<Shared>,
+}
+
+impl TileSubscription {
+    /// The next delivery, waiting for the tick that produces it.
+    pub async fn next(&self) -> Delivery {
+        loop {
+            if let Some(d) = lock(&self.mailbox.queue).items.pop_front() {
+                return d;
+            }
+            self.mailbox.notify.notified().await;
+        }
+    }
+}
+
+impl Drop for TileSubscription {
+    fn drop(&mut self) {
+        let mut reg = lock(&self.shared.registry);
+        if let Some(entry) = reg.subscribers.remove(&self.id) {
+            for t in &entry.tiles {
+                if let Entry::Occupied(mut ids) = reg.tiles.entry(*t) {
+                    ids.get_mut().retain(|id| *id != self.id);
+                    if ids.get().is_empty() {
+                        ids.remove();
+                    }
+                }
+            }
+            if let Some(t) = entry.tiles.first() {
+                let r = usize::from(u8::from(t.resolution()));
+                reg.per_res[r] = reg.per_res[r].saturating_sub(1);
+            }
+        }
+        metrics::gauge!("wg_viewport_subscribers").set(reg.subscribers.len() as f64);
+    }
+}
+
+/// Whether a change's point lies in `bbox` (the exact filter after the tile grouping).
+pub fn in_box(point: Option<Point>, bbox: &Bbox) -> bool {
+    point.is_some_and(|p| bbox.contains(p))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+    use rand::Rng;
+
+    fn bbox(west: f64, south: f64, east: f64, north: f64) -> Bbox {
+        Bbox::new(west, south, east, north, 1e9).unwrap()
+    }
+
+    /// The box a `width`×`height` px web map shows at `zoom` around (lat, lng).
+    fn viewport(lat: f64, lng: f64, zoom: f64, width: f64, height: f64) -> Bbox {
+        let deg_per_px = 360.0 / (256.0 * 2f64.powf(zoom));
+        let half_w = width / 2.0 * deg_per_px;
+        let half_h = height / 2.0 * deg_per_px * lat.to_radians().cos();
+        bbox(lng - half_w, lat - half_h, lng + half_w, lat + half_h)
+    }
+
+    #[test]
+    fn zoom_maps_to_tile_resolutions_from_3_to_9() {
+        let weimar = |z| u8::from(tile_resolution(z, 50.98));
+        assert_eq!(weimar(0.0), 3);
+        assert_eq!(weimar(8.0), 3);
+        assert_eq!(weimar(9.0), 4);
+        assert_eq!(weimar(10.0), 4);
+        assert_eq!(weimar(12.0), 6);
+        assert_eq!(weimar(14.0), 7);
+        assert_eq!(weimar(15.0), 8);
+        assert_eq!(weimar(17.0), 9);
+        assert_eq!(weimar(22.0), 9);
+        // The same zoom shows more ground on the equator: coarser tiles there.
+        assert_eq!(u8::from(tile_resolution(12.0, 0.0)), 5);
+        for lat in [-89.9, -45.0, 0.0, 50.98, 89.9, 90.0] {
+            let mut last = 0;
+            for z in 0..=220 {
+                let r = u8::from(tile_resolution(f64::from(z) / 10.0, lat));
+                assert!(r >= last, "resolution must not fall as the zoom rises");
+                assert!((MIN_TILE_RES..=MAX_TILE_RES).contains(&r));
+                last = r;
+            }
+        }
+    }
+
+    #[test]
+    fn a_typical_viewport_needs_a_few_to_a_few_dozen_tiles_at_every_zoom() {
+        for (lat, lng) in [(50.9795, 11.3235), (0.0, 30.0), (64.1, -21.9)] {
+            for z in 8..=22 {
+                let zoom = f64::from(z);
+                let b = viewport(lat, lng, zoom, 1280.0, 800.0);
+                let tiles = cover(&b, tile_resolution(zoom, lat), 10_000).unwrap();
+                println!(
+                    "lat {lat} zoom {z}: res {} -> {} tiles",
+                    u8::from(tile_resolution(zoom, lat)),
+                    tiles.len()
+                );
+                assert!(
+                    (1..=60).contains(&tiles.len()),
+                    "zoom {z} at lat {lat}: {} tiles",
+                    tiles.len()
+                );
+            }
+        }
+        // The default tile cap (ApiConfig::max_viewport_tiles) leaves room for a big screen.
+        let b = viewport(50.9795, 11.3235, 10.0, 2560.0, 1440.0);
+        let n = cover(&b, tile_resolution(10.0, 50.98), 10_000)
+            .unwrap()
+            .len();
+        assert!(n <= ApiConfig::default().max_viewport_tiles, "{n}");
+    }
+
+    #[test]
+    fn a_point_inside_the_box_always_falls_in_a_covered_tile() {
+        let mut rng = rand::rng();
+        for round in 0..300 {
+            let res = Resolution::try_from(rng.random_range(MIN_TILE_RES..=MAX_TILE_RES)).unwrap();
+            // A box of a few cells at that resolution, anywhere (also near the poles and the
+            // antimeridian).
+            let size = res.edge_length_km() / 111.0 * rng.random_range(0.05..8.0);
+            let lat = rng.random_range(-89.0..(89.0 - size));
+            let lng = rng.random_range(-180.0..(180.0 - size));
+            let h = size * rng.random_range(0.2..1.0);
+            let b = bbox(lng, lat, (lng + size).min(180.0), (lat + h).min(90.0));
+            let Some(tiles) = cover(&b, res, 5_000) else {
+                continue;
+            };
+            let tiles: HashSet<_> = tiles.into_iter().collect();
+            for _ in 0..200 {
+                // Corners and edges too: that is where a cell barely touching the box sits.
+                let p_lat = match rng.random_range(0..4) {
+                    0 => b.south,
+                    1 => b.north,
+                    _ => rng.random_range(b.south..=b.north),
+                };
+                let p_lng = match rng.random_range(0..4) {
+                    0 => b.west,
+                    1 => b.east,
+                    _ => rng.random_range(b.west..=b.east),
+                };
+                let cell = Point::new(p_lat, p_lng).unwrap().cell(res);
+                assert!(
+                    tiles.contains(&cell),
+                    "round {round}: ({p_lat}, {p_lng}) in {b:?} lies in {cell} (res {res}), not covered"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_cover_is_refused_above_the_tile_cap() {
+        let b = bbox(10.0, 50.0, 12.0, 52.0);
+        assert!(cover(&b, Resolution::Nine, 300).is_none());
+        assert!(cover(&b, Resolution::Three, 300).is_some());
+    }
+
+    #[test]
+    fn without_a_zoom_the_box_picks_a_resolution_with_a_few_dozen_tiles() {
+        for b in [
+            bbox(11.27, 50.93, 11.37, 51.03),
+            bbox(6.0, 47.0, 11.0, 52.0),
+            bbox(11.32, 50.97, 11.325, 50.975),
+        ] {
+            let res = resolution_for_box(&b);
+            let n = cover(&b, res, 10_000).unwrap().len();
+            assert!((1..=80).contains(&n), "{b:?}: res {res} -> {n} tiles");
+        }
+    }
+
+    #[test]
+    fn a_full_queue_is_replaced_by_one_resync_notice() {
+        let mailbox = Mailbox {
+            queue: Mutex::new(Queue {
+                items: VecDeque::new(),
+                last_push: Instant::now(),
+            }),
+            notify: Notify::new(),
+        };
+        for upto in 1..=10 {
+            let changes = Delivery::Changes {
+                upto,
+                tiles: Vec::new(),
+            };
+            mailbox.push(changes, 3, Instant::now());
+            assert!(lock(&mailbox.queue).items.len() <= 3);
+        }
+        // 1-3 queued, 4 overflows (resync), 5-6 queued behind it, 7 overflows, ...: what is
+        // left is one notice covering everything dropped.
+        let items: Vec<_> = lock(&mailbox.queue).items.iter().cloned().collect();
+        assert!(
+            matches!(items.as_slice(), [Delivery::Resync { upto: 10 }]),
+            "{items:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_quiet_subscriber_gets_heartbeats_and_leaves_no_trace() {
+        let config = ApiConfig {
+            ws_tick: Duration::from_millis(10),
+            heartbeat: Duration::from_millis(50),
+            ..ApiConfig::default()
+        };
+        let hub = TileHub::spawn(LiveHub::detached(), &config, None);
+        let cell = Point::new(50.98, 11.32).unwrap().cell(Resolution::Eight);
+        let (sub, _) = hub.register(vec![cell]);
+        for _ in 0..2 {
+            let d = tokio::time::timeout(Duration::from_secs(2), sub.next())
+                .await
+                .expect("no heartbeat");
+            assert!(matches!(d, Delivery::Heartbeat { .. }), "{d:?}");
+        }
+        drop(sub);
+        let reg = lock(&hub.shared.registry);
+        assert!(reg.subscribers.is_empty() && reg.tiles.is_empty());
+        assert_eq!(reg.per_res.iter().sum::<usize>(), 0);
+    }
+}
