@@ -289,7 +289,7 @@ async fn serve(s: Settings, urls: Urls, roles: Roles) -> Result<()> {
         }
     }
     let router = if roles.api {
-        let hub = api::LiveHub::spawn(bus.clone(), stop_rx.clone());
+        let hub = api::LiveHub::spawn(bus.clone(), db.clone(), stop_rx.clone());
         let state = api::AppState::new(bus.clone(), db.clone(), hub, s.api_config(), Some(metrics));
         api::app(state)
     } else {

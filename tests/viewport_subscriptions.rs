@@ -877,3 +877,93 @@ async fn measure_viewport_subscribers_per_process() {
         "MEASURE {n} viewport subscriptions opened in {opened:?}; server VmRSS {before} kB -> {after} kB = {per:.1} kB per connection; {reached} subscribers whose box holds a new Knoten got it"
     );
 }
+
+/// Everything a map shows changes live: threads, messages, the design area and fading.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn threads_messages_and_design_changes_arrive_in_the_viewport() {
+    let server = Weberei::up(Options {
+        tick_ms: Some(200),
+        ws_queue: None,
+    })
+    .await;
+    let query = "subscription($bbox: BboxInput!, $zoom: Float) { viewport(bbox: $bbox, zoom: $zoom) { \
+         knoten { id } knotenChanges { id kind designVersion content } \
+         faeden { id knotenId kind faden { typ fromRolleId expiresAt } } \
+         nachrichten { knotenId text authorId } cursor } }";
+    let mut sub = Subscriber::reading(
+        open_ws(
+            &server,
+            None,
+            query,
+            json!({ "bbox": weimar_box(), "zoom": ZOOM }),
+        )
+        .await,
+    );
+    let mut far = Subscriber::reading(
+        open_ws(
+            &server,
+            None,
+            query,
+            json!({ "bbox": bbox_around(FAR_LAT, FAR_LNG, 0.01), "zoom": ZOOM }),
+        )
+        .await,
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let k = server.create_knoten("Werkstatt", LAT, LNG, json!({})).await;
+    let spun = server
+        .graphql(
+            "mutation($i: SpinFadenInput!) { spinFaden(input: $i) { faden { id } } }",
+            json!({"i": {"idempotencyKey": "f1", "knotenId": k, "typ": "MITARBEIT"}}),
+        )
+        .await;
+    assert!(spun.get("errors").is_none(), "{spun}");
+    let wrote = server
+        .graphql(
+            "mutation($i: WriteNachrichtInput!) { writeNachricht(input: $i) { nachricht { id } } }",
+            json!({"i": {"idempotencyKey": "n1", "knotenId": k, "text": "Werkbank ist frei"}}),
+        )
+        .await;
+    assert!(wrote.get("errors").is_none(), "{wrote}");
+    let designed = server
+        .graphql(
+            "mutation($i: UpdateKnotenDesignInput!) { updateKnotenDesign(input: $i) { design { version } } }",
+            json!({"i": {"idempotencyKey": "d1", "knotenId": k, "expectedVersion": 0, "content": {"plan": "Regal"}}}),
+        )
+        .await;
+    assert!(designed.get("errors").is_none(), "{designed}");
+
+    let (mut faden, mut text, mut design) = (None, None, None);
+    let deadline = Instant::now() + STEP;
+    while (faden.is_none() || text.is_none() || design.is_none()) && Instant::now() < deadline {
+        let Some((_, d)) = sub.next_diff(STEP).await else {
+            break;
+        };
+        let v = &d;
+        if let Some(f) = v["faeden"].as_array().and_then(|a| a.first()) {
+            faden = Some(f.clone());
+        }
+        if let Some(n) = v["nachrichten"].as_array().and_then(|a| a.first()) {
+            text = Some(n.clone());
+        }
+        if let Some(c) = v["knotenChanges"].as_array().and_then(|a| a.first()) {
+            design = Some(c.clone());
+        }
+    }
+    let faden = faden.expect("the thread arrived");
+    assert_eq!(faden["kind"], "SPUN");
+    assert_eq!(faden["knotenId"], k.as_str());
+    assert_eq!(faden["faden"]["typ"], "MITARBEIT");
+    let text = text.expect("the message arrived");
+    assert_eq!(
+        text["text"], "Werkbank ist frei",
+        "opened with the author's key"
+    );
+    let design = design.expect("the design change arrived");
+    assert_eq!(design["kind"], "DESIGNED");
+    assert_eq!(design["designVersion"], 1);
+    assert_eq!(design["content"]["plan"], "Regal");
+    assert!(
+        far.next_diff(Duration::from_secs(1)).await.is_none(),
+        "nothing for a box elsewhere"
+    );
+}

@@ -13,6 +13,7 @@ mod error;
 mod graphql;
 mod http;
 mod live;
+mod live_decode;
 mod state;
 mod tiles;
 

@@ -14,15 +14,15 @@ use std::time::Duration;
 
 use async_nats::jetstream::consumer::{DeliverPolicy, pull::OrderedConfig};
 use bus::Bus;
-use domain::events::EventType;
+use domain::StreamDomain;
 use domain::geo::Point;
-use domain::{Envelope, StreamDomain};
 use futures::StreamExt;
 use tokio::sync::{broadcast, watch};
-use tracing::{debug, warn};
+use tracing::warn;
 
 use crate::config::ApiConfig;
-use crate::graphql::KnotenNode;
+use crate::graphql::{FadenChange, KnotenChange, KnotenNode, NachrichtNode};
+use crate::live_decode::Decoder;
 use crate::tiles::TileHub;
 
 /// One change on the map, with the stream position it came from.
@@ -37,6 +37,12 @@ pub struct LiveEvent {
 #[derive(Debug, Clone)]
 pub enum LiveChange {
     KnotenCreated(KnotenNode),
+    /// Designed, faded or twisted into yarn.
+    KnotenChanged(KnotenChange),
+    /// A thread spun, renewed, faded or twisted (located at its Knoten).
+    FadenChanged(FadenChange, Point),
+    /// A new message in a Knoten's room (located at the Knoten).
+    Nachricht(NachrichtNode, Point),
 }
 
 impl LiveChange {
@@ -45,6 +51,8 @@ impl LiveChange {
     pub fn point(&self) -> Option<Point> {
         match self {
             Self::KnotenCreated(k) => Point::new(k.lat, k.lng).ok(),
+            Self::KnotenChanged(k) => Point::new(k.lat, k.lng).ok(),
+            Self::FadenChanged(_, p) | Self::Nachricht(_, p) => Some(*p),
         }
     }
 }
@@ -60,6 +68,7 @@ pub struct LiveHub {
     /// The per-process tile grouping, started with the first viewport subscription (it needs
     /// the API's tick settings, which the hub does not know when it is spawned).
     tiles: Arc<OnceLock<TileHub>>,
+    decoder: Decoder,
 }
 
 impl LiveHub {
@@ -72,11 +81,17 @@ impl LiveHub {
             following: Arc::new(AtomicBool::new(false)),
             shutdown: None,
             tiles: Arc::new(OnceLock::new()),
+            decoder: Decoder::new(None, None),
         }
     }
 
-    /// Follow the Ort's social stream from now on until `shutdown` turns true.
-    pub fn spawn(bus: Bus, shutdown: watch::Receiver<bool>) -> Self {
+    /// Follow the Ort's social stream from now on until `shutdown` turns true. `db` lets it
+    /// place changes whose event carries no point and open message texts.
+    pub fn spawn(
+        bus: Bus,
+        db: sea_orm::DatabaseConnection,
+        shutdown: watch::Receiver<bool>,
+    ) -> Self {
         let (tx, _) = broadcast::channel(8192);
         let hub = Self {
             tx,
@@ -84,6 +99,7 @@ impl LiveHub {
             following: Arc::new(AtomicBool::new(false)),
             shutdown: Some(shutdown.clone()),
             tiles: Arc::new(OnceLock::new()),
+            decoder: Decoder::new(Some(bus.clone()), Some(db)),
         };
         tokio::spawn(hub.clone().follow(bus, shutdown));
         hub
@@ -96,6 +112,11 @@ impl LiveHub {
     /// The last stream sequence the hub has seen (0 before the first).
     pub fn last_seq(&self) -> u64 {
         self.last_seq.load(Ordering::SeqCst)
+    }
+
+    /// Decodes events the same way for the live feed and for replays.
+    pub(crate) fn decoder(&self) -> &Decoder {
+        &self.decoder
     }
 
     /// Whether the hub follows the stream from a known position yet.
@@ -165,7 +186,7 @@ impl LiveHub {
                 };
                 let Ok(info) = msg.info() else { continue };
                 let seq = info.stream_sequence;
-                if let Some(change) = decode(&msg.payload) {
+                if let Some(change) = self.decoder.decode(&msg.payload).await {
                     // No receivers is fine: nobody is watching right now.
                     let _ = self.tx.send(Arc::new(LiveEvent { seq, change }));
                 }
@@ -173,21 +194,5 @@ impl LiveHub {
                 self.last_seq.store(seq, Ordering::SeqCst);
             }
         }
-    }
-}
-
-/// The change an event on the social stream makes to the map, if any. Shared by the live feed
-/// and the viewport replay so that both see exactly the same changes.
-pub(crate) fn decode(payload: &[u8]) -> Option<LiveChange> {
-    let env: Envelope = serde_json::from_slice(payload).ok()?;
-    match env.known_type()? {
-        EventType::KnotenGeknuepft => match KnotenNode::from_event(&env) {
-            Ok(k) => Some(LiveChange::KnotenCreated(k)),
-            Err(e) => {
-                debug!(error = %e, "undecodable KnotenGeknuepft on the live feed");
-                None
-            }
-        },
-        _ => None,
     }
 }

@@ -24,6 +24,8 @@ use crate::live::LiveHub;
 
 pub use knoten::KnotenNode;
 pub use scalars::U64;
+pub use social::{FadenNode, FadenTypGql, NachrichtNode};
+pub use viewport::{FadenChange, FadenChangeKind, KnotenChange, KnotenChangeKind};
 
 #[derive(MergedObject, Default)]
 pub struct QueryRoot(knoten::KnotenQuery, social::SocialQuery, rolle::RolleQuery);

@@ -622,7 +622,7 @@ impl SocialMutation {
         let key = validate_idempotency_key(&input.idempotency_key)?;
         let knoten = parse_id(&input.knoten_id, "knotenId")?;
         let typ: domain::events::FadenTyp = input.typ.into();
-        let alive = knoten_alive(&deps.db, knoten).await?;
+        let alive = knoten_alive(deps, knoten).await?;
         let Some(alive) = alive else {
             let e = DomainError::NotFound(format!("there is no Knoten {knoten}"));
             return Err(ApiError::Domain(e).into());
@@ -744,20 +744,16 @@ impl SocialMutation {
     }
 }
 
-/// Some(true) if the Knoten exists and has not faded, Some(false) if it faded, None if unknown.
-async fn knoten_alive(db: &DatabaseConnection, id: Uuid) -> Result<Option<bool>, ApiError> {
-    let row = db
-        .query_one(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            // Past its expiry a Knoten is as good as faded, even before the timer records it.
-            "SELECT decayed_at IS NULL AND (is_yarn OR expires_at > now()) AS alive FROM knoten WHERE id = $1",
-            [id.into()],
-        ))
-        .await?;
-    Ok(match row {
-        Some(r) => Some(r.try_get("", "alive")?),
-        None => None,
-    })
+/// Some(true) if the Knoten exists and is alive (not faded, not past its expiry unless yarn),
+/// Some(false) if not, None if there is no such Knoten. Read from its own chain, not the
+/// projection, so a thread can be spun right after the Knoten was tied.
+async fn knoten_alive(deps: &Deps, id: Uuid) -> Result<Option<bool>, ApiError> {
+    use domain::aggregate::Aggregate as _;
+    let chain = deps.bus.history(AggregateType::Knoten, id).await?;
+    let state = Knoten::fold(chain.iter().map(|s| &s.envelope))?;
+    Ok(state
+        .created
+        .map(|c| !c.decayed && (c.yarn || c.expires_at > Utc::now())))
 }
 
 async fn is_creator_or_participant(

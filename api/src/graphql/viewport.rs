@@ -21,7 +21,7 @@ use tracing::warn;
 use super::Deps;
 use super::knoten::{BboxInput, KnotenNode};
 use crate::error::ApiError;
-use crate::live::{LiveChange, LiveEvent, decode};
+use crate::live::{LiveChange, LiveEvent};
 use crate::tiles::{self, Delivery, TileSubscription};
 
 /// Most changes of one kind a replayed diff carries; a longer replay comes as several diffs.
@@ -32,12 +32,67 @@ const REPLAY_IDLE: Duration = Duration::from_secs(10);
 /// How long a subscription with `after` waits for the live feed to start following the stream.
 const FEED_WAIT: Duration = Duration::from_secs(10);
 
+/// What happened to a Knoten.
+#[derive(async_graphql::Enum, Copy, Clone, Debug, PartialEq, Eq)]
+pub enum KnotenChangeKind {
+    /// Its design area was saved (`designVersion`, `content`).
+    Designed,
+    /// It faded: take it off the live map.
+    Decayed,
+    /// It became yarn: it stays.
+    Twisted,
+}
+
+/// A change to a Knoten already on the map.
+#[derive(SimpleObject, Clone, Debug)]
+pub struct KnotenChange {
+    pub id: async_graphql::ID,
+    pub kind: KnotenChangeKind,
+    pub lat: f64,
+    pub lng: f64,
+    /// For DESIGNED: the new version.
+    pub design_version: Option<i32>,
+    /// For DESIGNED: the new content.
+    pub content: Option<async_graphql::Json<serde_json::Value>>,
+    /// When it happened.
+    pub at: chrono::DateTime<chrono::Utc>,
+}
+
+/// What happened to a thread.
+#[derive(async_graphql::Enum, Copy, Clone, Debug, PartialEq, Eq)]
+pub enum FadenChangeKind {
+    /// Spun or renewed (`faden` holds it).
+    Spun,
+    /// It faded.
+    Decayed,
+    /// It became yarn.
+    Twisted,
+}
+
+/// A change to a thread.
+#[derive(SimpleObject, Clone, Debug)]
+pub struct FadenChange {
+    pub id: async_graphql::ID,
+    /// The Knoten it points to.
+    pub knoten_id: async_graphql::ID,
+    pub kind: FadenChangeKind,
+    /// For SPUN: the thread with its new expiry.
+    pub faden: Option<super::social::FadenNode>,
+    pub at: chrono::DateTime<chrono::Utc>,
+}
+
 /// One batched update of a viewport, sent at most once per tick. New kinds of change come as
 /// new list fields; a client ignores the ones it does not know.
 #[derive(SimpleObject, Clone, Debug, Default)]
 pub struct ViewportDiff {
     /// Knoten tied inside the box since the previous diff.
     pub knoten: Vec<KnotenNode>,
+    /// Knoten in the box that were designed, faded (take them off the map) or twisted into yarn.
+    pub knoten_changes: Vec<KnotenChange>,
+    /// Threads to Knoten in the box: spun or renewed, faded, twisted.
+    pub faeden: Vec<FadenChange>,
+    /// New messages in the rooms of Knoten in the box.
+    pub nachrichten: Vec<super::social::NachrichtNode>,
     /// Opaque position in the event log this diff covers up to. Pass it as `after` when
     /// subscribing again to receive exactly what was missed.
     pub cursor: String,
@@ -65,17 +120,28 @@ impl ViewportDiff {
     fn add(&mut self, change: &LiveChange) {
         match change {
             LiveChange::KnotenCreated(k) => self.knoten.push(k.clone()),
+            LiveChange::KnotenChanged(k) => self.knoten_changes.push(k.clone()),
+            LiveChange::FadenChanged(f, _) => self.faeden.push(f.clone()),
+            LiveChange::Nachricht(n, _) => self.nachrichten.push(n.clone()),
         }
     }
 
     fn is_empty(&self) -> bool {
         let Self {
             knoten,
+            knoten_changes,
+            faeden,
+            nachrichten,
             cursor: _,
             resync,
             heartbeat,
         } = self;
-        knoten.is_empty() && !resync && !heartbeat
+        knoten.is_empty()
+            && knoten_changes.is_empty()
+            && faeden.is_empty()
+            && nachrichten.is_empty()
+            && !resync
+            && !heartbeat
     }
 }
 
@@ -185,7 +251,12 @@ impl ViewportSubscription {
             Some(cursor) => Some(prepare_replay(&deps, cursor, registered_at).await?),
             None => None,
         };
-        Ok(diffs(subscription, bbox, replay))
+        Ok(diffs(
+            subscription,
+            bbox,
+            replay,
+            deps.hub.decoder().clone(),
+        ))
     }
 }
 
@@ -249,6 +320,7 @@ fn diffs(
     subscription: TileSubscription,
     bbox: Bbox,
     replay: Option<Replay>,
+    decoder: crate::live_decode::Decoder,
 ) -> impl Stream<Item = ViewportDiff> + use<> {
     async_stream::stream! {
         // Changes up to here were sent by the replay (or are not wanted): drop them live.
@@ -287,7 +359,7 @@ fn diffs(
                         // The live feed delivers it.
                         break;
                     }
-                    if let Some(change) = decode(&msg.payload)
+                    if let Some(change) = decoder.decode(&msg.payload).await
                         && tiles::in_box(change.point(), &bbox)
                     {
                         diff.add(&change);

@@ -49,7 +49,7 @@ pub async fn server_with(
         Default::default(),
     );
     tokio::spawn(worker.run(rx.clone()));
-    let hub = api::LiveHub::spawn(bus.clone(), rx);
+    let hub = api::LiveHub::spawn(bus.clone(), db.conn.clone(), rx);
     let config = api::ApiConfig {
         ws_tick: Duration::from_millis(100),
         flags,
