@@ -73,7 +73,7 @@ pub struct Embedded {
 }
 
 /// The database the embedded PostgreSQL serves to Weberei.
-const DATABASE: &str = "weberei";
+pub(crate) const DATABASE: &str = "weberei";
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 const STOP_TIMEOUT: Duration = Duration::from_secs(30);
 /// `pg_ctl -t`, seconds: crash recovery after a kill can take a while on a slow disk.

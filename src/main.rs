@@ -1,6 +1,7 @@
 //! The `weberei` binary: subcommands only. Every role of the platform is one subcommand of the
 //! same binary (`up` runs them all in one process); the libraries do the work.
 
+mod admin;
 mod demo;
 mod embedded;
 mod settings;
@@ -61,6 +62,12 @@ enum Command {
     Rebuild,
     /// Seed the demo town (idempotent; `up` does it at every start unless WEBEREI_DEMO=false).
     Demo,
+    /// Admin actions, recorded as `AdminActionExecuted` (uses NATS_URL, or the NATS of a running
+    /// `weberei up` on WEBEREI_NATS_PORT).
+    Admin {
+        #[command(subcommand)]
+        action: admin::AdminCommand,
+    },
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -129,6 +136,7 @@ async fn run(cli: Cli) -> Result<()> {
             println!("demo town: {created} Knoten created");
             Ok(())
         }
+        Command::Admin { action } => admin::run(&s, action).await,
         Command::Api => {
             let urls = s.explicit_urls()?;
             serve(

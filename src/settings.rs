@@ -111,6 +111,14 @@ pub struct Settings {
     /// replaced by one `resync` notice.
     #[arg(long, env = "WEBEREI_WS_QUEUE", default_value_t = 64, global = true)]
     pub ws_queue: usize,
+    /// Shortest time between filing an Antrag and its decision deadline, in seconds.
+    #[arg(
+        long,
+        env = "WEBEREI_MIN_DECISION_SECONDS",
+        default_value_t = 24 * 3600,
+        global = true
+    )]
+    pub min_decision_seconds: i64,
 }
 
 impl Settings {
@@ -166,6 +174,7 @@ impl Settings {
             ws_tick: Duration::from_millis(self.ws_tick_ms),
             max_bbox_area_deg2: self.max_bbox_deg2,
             ws_queue: self.ws_queue,
+            min_decision_period: chrono::Duration::seconds(self.min_decision_seconds.max(0)),
             hash_salt: salt,
             flags: api::Flags {
                 search: self.ff_search,

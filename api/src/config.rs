@@ -26,6 +26,8 @@ pub struct ApiConfig {
     pub heartbeat: Duration,
     /// Most H3 tiles one viewport subscription may cover (VALIDATION "zoom in" above).
     pub max_viewport_tiles: usize,
+    /// Shortest time between filing an Antrag and its decision deadline (default 24 h).
+    pub min_decision_period: chrono::Duration,
     /// Feature flags (DESIGN.md §9).
     pub flags: Flags,
 }
@@ -67,6 +69,7 @@ impl Default for ApiConfig {
             ws_queue: 64,
             heartbeat: Duration::from_secs(30),
             max_viewport_tiles: 300,
+            min_decision_period: chrono::Duration::hours(24),
             flags: Flags::default(),
         }
     }

@@ -7,6 +7,7 @@
 //! worker directly, and never let a SeaORM model or a domain type leak into the schema: the
 //! GraphQL types here are the contract.
 
+pub mod admin;
 mod auth;
 mod config;
 mod error;
@@ -14,6 +15,7 @@ mod graphql;
 mod http;
 mod live;
 mod live_decode;
+mod live_governance;
 mod state;
 mod tiles;
 

@@ -1,6 +1,7 @@
 //! Live fan-out: each API instance follows the social stream itself (an ordered consumer,
 //! resuming after the last sequence it saw) and broadcasts decoded changes to its viewport
-//! subscribers. Several API instances therefore serve the same live map.
+//! subscribers. Several API instances therefore serve the same live map. The Webrat's feed
+//! follows the governance stream beside it the same way (`live_governance.rs`).
 //!
 //! Position invariant (the viewport cursor relies on it): [`LiveHub::last_seq`] is stored only
 //! *after* the event with that sequence was handed to the broadcast channel, so a receiver that
@@ -23,6 +24,7 @@ use tracing::warn;
 use crate::config::ApiConfig;
 use crate::graphql::{FadenChange, KnotenChange, KnotenNode, NachrichtNode};
 use crate::live_decode::Decoder;
+use crate::live_governance::GovernanceFeed;
 use crate::tiles::TileHub;
 
 /// One change on the map, with the stream position it came from.
@@ -69,6 +71,8 @@ pub struct LiveHub {
     /// the API's tick settings, which the hub does not know when it is spawned).
     tiles: Arc<OnceLock<TileHub>>,
     decoder: Decoder,
+    /// The Webrat's feed: the governance stream, followed beside the social one.
+    governance: GovernanceFeed,
 }
 
 impl LiveHub {
@@ -82,6 +86,7 @@ impl LiveHub {
             shutdown: None,
             tiles: Arc::new(OnceLock::new()),
             decoder: Decoder::new(None, None),
+            governance: GovernanceFeed::detached(),
         }
     }
 
@@ -99,7 +104,8 @@ impl LiveHub {
             following: Arc::new(AtomicBool::new(false)),
             shutdown: Some(shutdown.clone()),
             tiles: Arc::new(OnceLock::new()),
-            decoder: Decoder::new(Some(bus.clone()), Some(db)),
+            decoder: Decoder::new(Some(bus.clone()), Some(db.clone())),
+            governance: GovernanceFeed::spawn(bus.clone(), db, shutdown.clone()),
         };
         tokio::spawn(hub.clone().follow(bus, shutdown));
         hub
@@ -117,6 +123,11 @@ impl LiveHub {
     /// Decodes events the same way for the live feed and for replays.
     pub(crate) fn decoder(&self) -> &Decoder {
         &self.decoder
+    }
+
+    /// The Webrat's feed (governance stream).
+    pub(crate) fn governance(&self) -> &GovernanceFeed {
+        &self.governance
     }
 
     /// Whether the hub follows the stream from a known position yet.

@@ -1,6 +1,7 @@
 //! Schema migrations for Weberei's PostgreSQL database: extensions (PostGIS, pg_trgm), enum
 //! types, the projection tables, the partitioned append-only `events_archive`, the
-//! per-aggregate hash-chain heads, and the social tables (messages, per-role data keys, sessions).
+//! per-aggregate hash-chain heads, the social tables (messages, per-role data keys, sessions)
+//! and the Webrat's (decisions and their audit, objections, delegation history, flags).
 //!
 //! Every migration has a working `down`, and down-then-up must leave the same schema (tested in
 //! `tests/`). This crate must never hold business rules or write rows other than what the
@@ -19,6 +20,7 @@ mod m20261127_000003_core_tables;
 mod m20261127_000004_events_archive;
 mod m20261127_000005_aggregate_heads;
 mod m20261127_000006_social;
+mod m20261127_000007_governance;
 
 pub struct Migrator;
 
@@ -32,6 +34,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000004_events_archive::Migration),
             Box::new(m20261127_000005_aggregate_heads::Migration),
             Box::new(m20261127_000006_social::Migration),
+            Box::new(m20261127_000007_governance::Migration),
         ]
     }
 }

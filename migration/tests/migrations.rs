@@ -23,6 +23,10 @@ const TABLES: &[&str] = &[
     "nachrichten",
     "rolle_keys",
     "sessions",
+    "einsprueche",
+    "antrag_counted_votes",
+    "flags",
+    "rolle_activity",
 ];
 const ENUMS: &[&str] = &[
     "knoten_typ",
@@ -271,6 +275,11 @@ async fn a_second_vote_of_the_same_role_on_an_antrag_is_refused() {
     db.drop_db().await;
 }
 
+/// How many migrations up to and including the social one (`m20261127_000006_social`).
+const SOCIAL: u32 = 6;
+/// ... and the governance one (`m20261127_000007_governance`).
+const GOVERNANCE: u32 = 7;
+
 /// Columns, indexes and constraints of the public schema, as sorted lines.
 async fn schema_fingerprint(conn: &DatabaseConnection) -> Vec<String> {
     let rows = conn
@@ -301,11 +310,10 @@ async fn schema_fingerprint(conn: &DatabaseConnection) -> Vec<String> {
 async fn the_social_migration_goes_down_to_the_previous_schema_and_up_to_the_same_one() {
     let db = testkit::fresh_empty_database().await;
     let conn = &db.conn;
-    let total = Migrator::migrations().len() as u32;
 
-    Migrator::up(conn, Some(total - 1)).await.unwrap();
+    Migrator::up(conn, Some(SOCIAL - 1)).await.unwrap();
     let before = schema_fingerprint(conn).await;
-    Migrator::up(conn, None).await.unwrap();
+    Migrator::up(conn, Some(1)).await.unwrap();
     let with_social = schema_fingerprint(conn).await;
     for expected in [
         "column knoten.yarn_at timestamptz YES -",
@@ -362,8 +370,138 @@ async fn the_social_migration_goes_down_to_the_previous_schema_and_up_to_the_sam
     // exactly the schema with it.
     Migrator::down(conn, Some(1)).await.unwrap();
     assert_eq!(schema_fingerprint(conn).await, before);
-    Migrator::up(conn, None).await.unwrap();
+    Migrator::up(conn, Some(1)).await.unwrap();
     assert_eq!(schema_fingerprint(conn).await, with_social);
+
+    db.drop_db().await;
+}
+
+#[tokio::test]
+async fn the_governance_migration_goes_down_to_the_previous_schema_and_up_to_the_same_one() {
+    let db = testkit::fresh_empty_database().await;
+    let conn = &db.conn;
+    let names: Vec<String> = Migrator::migrations()
+        .iter()
+        .map(|m| m.name().to_owned())
+        .collect();
+    assert_eq!(
+        names[GOVERNANCE as usize - 1],
+        "m20261127_000007_governance"
+    );
+
+    Migrator::up(conn, Some(GOVERNANCE - 1)).await.unwrap();
+    let before = schema_fingerprint(conn).await;
+    Migrator::up(conn, Some(1)).await.unwrap();
+    let with_governance = schema_fingerprint(conn).await;
+    for expected in [
+        "column antraege.decided_at timestamptz YES -",
+        "column antraege.quorum_reached bool YES -",
+        "column antraege.ja int4 NO 0",
+        "column antraege.nein int4 NO 0",
+        "column antraege.enthaltung int4 NO 0",
+        "column antraege.participation int4 YES -",
+        "column antraege.active_roles int4 YES -",
+        "column antraege.quorum_percent int4 YES -",
+        "column antraege.hidden_at timestamptz YES -",
+        "column einsprueche.reason text YES -",
+        "column einsprueche.by uuid NO -",
+        "column antrag_counted_votes.voice uuid NO -",
+        "column antrag_counted_votes.vote vote NO -",
+        "column antrag_counted_votes.delegated_from uuid YES -",
+        "column delegationen.ended_at timestamptz YES -",
+        "column delegationen.ended_reason text YES -",
+        "column rollen.last_active_at timestamptz YES -",
+        "column rollen.is_admin bool NO false",
+        "column rollen.verification_confirmations _uuid NO '{}'::uuid[]",
+        "column rollen.hidden_at timestamptz YES -",
+        "column rolle_activity.last_active_at timestamptz NO -",
+        "column flags.target_kind text NO -",
+        "column flags.outcome text YES -",
+        "column flags.resolved_at timestamptz YES -",
+        "column knoten.hidden_at timestamptz YES -",
+        "column nachrichten.hidden_at timestamptz YES -",
+    ] {
+        assert!(
+            with_governance.iter().any(|l| l == expected),
+            "missing {expected:?} in {with_governance:#?}"
+        );
+    }
+    for index in [
+        "antraege_decision_deadline_open_idx",
+        "einsprueche_antrag_id_created_at_idx",
+        "antrag_counted_votes_pkey",
+        "delegationen_from_rolle_active_idx",
+        "delegationen_valid_until_active_idx",
+        "flags_target_kind_target_id_idx",
+        "flags_open_idx",
+    ] {
+        assert!(
+            with_governance
+                .iter()
+                .any(|l| l.starts_with(&format!("index {index} "))),
+            "missing index {index}"
+        );
+    }
+
+    // One active outgoing delegation per role; an end always has its reason.
+    let from = uuid::Uuid::new_v4();
+    let delegation = |ended: &str| {
+        format!(
+            "INSERT INTO delegationen (id, from_rolle, to_rolle, valid_until, created_at, ended_at, ended_reason)
+             VALUES ('{}', '{from}', '{}', now() + interval '1 day', now(), {ended})",
+            uuid::Uuid::new_v4(),
+            uuid::Uuid::new_v4()
+        )
+    };
+    conn.execute_unprepared(&delegation("NULL, NULL"))
+        .await
+        .unwrap();
+    conn.execute_unprepared(&delegation("now(), 'replaced'"))
+        .await
+        .unwrap();
+    for bad in [
+        delegation("NULL, NULL"),
+        delegation("now(), NULL"),
+        delegation("now(), 'vanished'"),
+    ] {
+        assert!(conn.execute_unprepared(&bad).await.is_err(), "{bad}");
+    }
+    // A counted voice is its delegator's, or the voter's own.
+    let (antrag, a, b) = (
+        uuid::Uuid::new_v4(),
+        uuid::Uuid::new_v4(),
+        uuid::Uuid::new_v4(),
+    );
+    conn.execute_unprepared(&format!(
+        "INSERT INTO antrag_counted_votes (antrag_id, voice, rolle, vote, delegated_from)
+         VALUES ('{antrag}', '{a}', '{a}', 'ja', NULL), ('{antrag}', '{b}', '{a}', 'ja', '{b}')"
+    ))
+    .await
+    .unwrap();
+    assert!(
+        conn.execute_unprepared(&format!(
+            "INSERT INTO antrag_counted_votes (antrag_id, voice, rolle, vote, delegated_from)
+             VALUES ('{antrag}', '{}', '{a}', 'nein', NULL)",
+            uuid::Uuid::new_v4()
+        ))
+        .await
+        .is_err()
+    );
+    for bad in [
+        "INSERT INTO flags (id, target_kind, target_id, raised_by, created_at)
+         VALUES (gen_random_uuid(), 'faden', gen_random_uuid(), gen_random_uuid(), now())",
+        "INSERT INTO flags (id, target_kind, target_id, raised_by, created_at, outcome)
+         VALUES (gen_random_uuid(), 'knoten', gen_random_uuid(), gen_random_uuid(), now(), 'deleted')",
+    ] {
+        assert!(conn.execute_unprepared(bad).await.is_err(), "{bad}");
+    }
+
+    // Down one step, with rows in the new tables and columns, is exactly the schema before it;
+    // up again is exactly the schema with it.
+    Migrator::down(conn, Some(1)).await.unwrap();
+    assert_eq!(schema_fingerprint(conn).await, before);
+    Migrator::up(conn, Some(1)).await.unwrap();
+    assert_eq!(schema_fingerprint(conn).await, with_governance);
 
     db.drop_db().await;
 }

@@ -1,4 +1,5 @@
-//! The jobs worker: the decay and yarn timers of DESIGN.md §4.
+//! The jobs worker: the decay and yarn timers, decision deadlines and delegation expiry of
+//! DESIGN.md §4.
 //!
 //! Every `every` (and once right at start, which catches everything that came due while no jobs
 //! worker ran) it reads the projections for what looks due and runs the matching command through
@@ -14,6 +15,16 @@
 //! active was twisted before it could have faded (threads can only be spun to Knoten that have
 //! not faded), also when the worker was down at its expiry.
 //!
+//! Decisions (`entscheidung:<antrag id>`): every open Antrag past its deadline is decided with
+//! the facts *at its deadline*, so a worker that was down decides the same as one that was not:
+//! the active roles (verified at the deadline and not deleted before it, homed in the Antrag's
+//! Weberei, with an event in the `active_days` before the deadline) and the delegations active
+//! at the deadline (created before it, `valid_until` after it, not ended at or before it) of
+//! delegators verified and not deleted at the deadline. A role's activity is one column (its
+//! latest event), so a role whose latest event is after the deadline counts as active.
+//! Delegation expiry (`ablauf:<from>:<valid_until millis>`): every delegation not ended whose
+//! `valid_until` has passed gets `DelegationAbgelaufen` on its delegator's chain.
+//!
 //! Time comes from a [`Clock`], so tests can move it.
 
 use std::sync::Arc;
@@ -22,7 +33,10 @@ use std::time::Duration;
 use bus::{Bus, ExecuteError, Executed, Outcome};
 use chrono::{DateTime, Utc};
 use domain::aggregate::Aggregate;
+use domain::antrag::{Antrag, AntragCommand, Entscheiden};
+use domain::delegation::{Delegation, DelegationCommand, delegation_id};
 use domain::faden::{Faden, FadenCommand};
+use domain::governance::{DEFAULT_ACTIVE_DAYS, DEFAULT_QUORUM_PERCENT};
 use domain::knoten::{Knoten, KnotenCommand};
 use domain::rules::YARN_MIN_ROLES;
 use domain::{Actor, AggregateType, DomainError, Meta};
@@ -55,6 +69,12 @@ pub struct JobsConfig {
     pub yarn_min_roles: usize,
     /// At most this many items per kind and scan; the rest follow in the next scans.
     pub batch: u64,
+    /// `QUORUM_PERCENT`: share of the Weberei's active roles that must take part.
+    pub quorum_percent: u32,
+    /// `ACTIVE_DAYS`: a role is active if it caused an event this many days before a deadline.
+    pub active_days: i64,
+    /// `FF_TRANSITIVE_DELEGATION`: follow delegation chains to the first direct voter.
+    pub transitive_delegation: bool,
 }
 
 impl Default for JobsConfig {
@@ -63,6 +83,9 @@ impl Default for JobsConfig {
             every: Duration::from_secs(2),
             yarn_min_roles: YARN_MIN_ROLES,
             batch: 500,
+            quorum_percent: DEFAULT_QUORUM_PERCENT,
+            active_days: DEFAULT_ACTIVE_DAYS,
+            transitive_delegation: false,
         }
     }
 }
@@ -74,13 +97,22 @@ pub struct JobsReport {
     pub faeden_decayed: usize,
     pub knoten_twisted: usize,
     pub faeden_twisted: usize,
+    /// Anträge decided (`QuorumErreicht` if reached, then `AntragEntschieden`).
+    pub antraege_decided: usize,
+    /// Delegations recorded as expired (`DelegationAbgelaufen`).
+    pub delegations_expired: usize,
     /// Items whose command failed (logged; tried again by the next scan).
     pub failed: usize,
 }
 
 impl JobsReport {
     fn appended(&self) -> usize {
-        self.knoten_decayed + self.faeden_decayed + self.knoten_twisted + self.faeden_twisted
+        self.knoten_decayed
+            + self.faeden_decayed
+            + self.knoten_twisted
+            + self.faeden_twisted
+            + self.antraege_decided
+            + self.delegations_expired
     }
 }
 
@@ -142,7 +174,8 @@ impl JobsWorker {
         info!("jobs worker stopped");
     }
 
-    /// One pass over everything due at the clock's now: yarn first, then decay.
+    /// One pass over everything due at the clock's now: yarn first, then decay, then
+    /// decisions and delegation expiry.
     #[tracing::instrument(skip_all)]
     pub async fn scan_once(&self) -> Result<JobsReport, JobsError> {
         let now = domain::envelope::truncate_millis(self.clock.now());
@@ -151,7 +184,143 @@ impl JobsWorker {
         self.twist_threads_of_yarn(now, &mut report).await?;
         self.decay_knoten(now, &mut report).await?;
         self.decay_faeden(now, &mut report).await?;
+        self.decide_antraege(now, &mut report).await?;
+        self.expire_delegations(now, &mut report).await?;
         Ok(report)
+    }
+
+    /// Open Anträge past their deadline: decided with the facts at the deadline.
+    async fn decide_antraege(
+        &self,
+        now: DateTime<Utc>,
+        report: &mut JobsReport,
+    ) -> Result<(), DbErr> {
+        let rows = self
+            .db
+            .query_all(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT id, weavery_h3, decision_deadline FROM antraege \
+                 WHERE status = 'offen' AND decision_deadline <= $1 \
+                 ORDER BY decision_deadline LIMIT $2",
+                [now.into(), self.batch().into()],
+            ))
+            .await?;
+        for row in rows {
+            let id: Uuid = row.try_get("", "id")?;
+            let weberei: i64 = row.try_get("", "weavery_h3")?;
+            let deadline: DateTime<Utc> = row.try_get("", "decision_deadline")?;
+            let Some((lo, hi)) = home_range(weberei) else {
+                error!(%id, weberei, "Antrag with a Weberei that is not an H3 cell at WEAVERY_RES");
+                metrics::counter!("wg_jobs_failed_total").increment(1);
+                report.failed += 1;
+                continue;
+            };
+            let active_roles = self.active_roles(lo, hi, deadline).await?;
+            let delegations = self.delegations_at(deadline).await?;
+            let cmd = AntragCommand::Entscheiden(Entscheiden {
+                now,
+                active_roles,
+                quorum_percent: self.cfg.quorum_percent,
+                delegations,
+                transitive: self.cfg.transitive_delegation,
+            });
+            let did = self
+                .execute::<Antrag>(
+                    AggregateType::Antrag,
+                    id,
+                    &cmd,
+                    entscheidung_msg_id(id),
+                    now,
+                )
+                .await;
+            count(did, &mut report.antraege_decided, &mut report.failed);
+        }
+        Ok(())
+    }
+
+    /// The quorum base of a Weberei (home cells `lo..=hi`) at `deadline`.
+    async fn active_roles(&self, lo: i64, hi: i64, deadline: DateTime<Utc>) -> Result<u64, DbErr> {
+        let since = deadline - chrono::Duration::days(self.cfg.active_days);
+        let row = self
+            .db
+            .query_one(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT count(*) AS n FROM rollen \
+                 WHERE h3 BETWEEN $1 AND $2 \
+                   AND verified_at IS NOT NULL AND verified_at <= $3 \
+                   AND (deleted_at IS NULL OR deleted_at > $3) \
+                   AND last_active_at >= $4",
+                [lo.into(), hi.into(), deadline.into(), since.into()],
+            ))
+            .await?;
+        let n: i64 = match row {
+            Some(row) => row.try_get("", "n")?,
+            None => 0,
+        };
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    /// `(from, to)` of the delegations active at `deadline` whose delegators were entitled to
+    /// vote then (verified, not deleted).
+    async fn delegations_at(&self, deadline: DateTime<Utc>) -> Result<Vec<(Uuid, Uuid)>, DbErr> {
+        let rows = self
+            .db
+            .query_all(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT d.from_rolle, d.to_rolle FROM delegationen d JOIN rollen r ON r.id = d.from_rolle \
+                 WHERE d.created_at < $1 AND d.valid_until > $1 \
+                   AND (d.ended_at IS NULL OR d.ended_at > $1) \
+                   AND r.verified_at IS NOT NULL AND r.verified_at <= $1 \
+                   AND (r.deleted_at IS NULL OR r.deleted_at > $1) \
+                 ORDER BY d.from_rolle",
+                [deadline.into()],
+            ))
+            .await?;
+        rows.iter()
+            .map(|row| Ok((row.try_get("", "from_rolle")?, row.try_get("", "to_rolle")?)))
+            .collect()
+    }
+
+    /// Delegations not ended whose `valid_until` has passed: `DelegationAbgelaufen`.
+    async fn expire_delegations(
+        &self,
+        now: DateTime<Utc>,
+        report: &mut JobsReport,
+    ) -> Result<(), DbErr> {
+        let rows = self
+            .db
+            .query_all(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT from_rolle, valid_until FROM delegationen \
+                 WHERE ended_at IS NULL AND valid_until <= $1 \
+                 ORDER BY valid_until LIMIT $2",
+                [now.into(), self.batch().into()],
+            ))
+            .await?;
+        let mut due = Vec::with_capacity(rows.len());
+        for row in rows {
+            let from: Uuid = row.try_get("", "from_rolle")?;
+            let valid_until: DateTime<Utc> = row.try_get("", "valid_until")?;
+            due.push((from, valid_until));
+        }
+        let cmd = &DelegationCommand::Ablaufen { now };
+        let results: Vec<Did> = futures::stream::iter(due)
+            .map(|(from, valid_until)| {
+                self.execute::<Delegation>(
+                    AggregateType::Delegation,
+                    delegation_id(from),
+                    cmd,
+                    ablauf_msg_id(from, valid_until),
+                    now,
+                )
+            })
+            .buffer_unordered(PARALLEL)
+            .collect()
+            .await;
+        for did in results {
+            count(did, &mut report.delegations_expired, &mut report.failed);
+        }
+        Ok(())
     }
 
     /// Knoten with active threads from enough distinct roles: `KnotenVerzwirnt`, then
@@ -395,6 +564,27 @@ impl JobsWorker {
 /// it decayed can decay again later under a new key.
 pub fn verfall_msg_id(id: Uuid, expires_at: DateTime<Utc>) -> String {
     format!("verfall:{id}:{}", expires_at.timestamp_millis())
+}
+
+/// `entscheidung:<antrag id>`: an Antrag is decided once.
+pub fn entscheidung_msg_id(antrag: Uuid) -> String {
+    format!("entscheidung:{antrag}")
+}
+
+/// `ablauf:<from>:<valid_until in ms>`: one expiry per delegation (a later delegation of the
+/// same role expires under its own key).
+pub fn ablauf_msg_id(from: Uuid, valid_until: DateTime<Utc>) -> String {
+    format!("ablauf:{from}:{}", valid_until.timestamp_millis())
+}
+
+/// The BIGINT range of the home cells (at `HOME_RES`) of the Weberei `weavery_h3`, or `None`
+/// if it is not a cell at `WEAVERY_RES`.
+fn home_range(weavery_h3: i64) -> Option<(i64, i64)> {
+    let cell = h3o::CellIndex::try_from(u64::try_from(weavery_h3).ok()?).ok()?;
+    if cell.resolution() != domain::geo::WEAVERY_RES {
+        return None;
+    }
+    domain::geo::descendant_range(cell, domain::geo::HOME_RES)
 }
 
 fn count(did: Did, appended: &mut usize, failed: &mut usize) {

@@ -218,7 +218,8 @@ pub struct KnotenQuery;
 
 #[Object]
 impl KnotenQuery {
-    /// Knoten whose point lies in the box and that have not faded, oldest first.
+    /// Knoten whose point lies in the box and that have not faded (nor been hidden by
+    /// moderation), oldest first.
     async fn knoten(
         &self,
         ctx: &Context<'_>,
@@ -245,7 +246,7 @@ impl KnotenQuery {
                 DbBackend::Postgres,
                 format!(
                     "SELECT {KNOTEN_COLUMNS} FROM knoten \
-                     WHERE decayed_at IS NULL AND point && ST_MakeEnvelope($1, $2, $3, $4, 4326)::geography \
+                     WHERE decayed_at IS NULL AND hidden_at IS NULL AND point && ST_MakeEnvelope($1, $2, $3, $4, 4326)::geography \
                      AND (created_at, id) > ($5, $6) ORDER BY created_at, id LIMIT $7"
                 ),
                 [
@@ -367,14 +368,14 @@ impl KnotenMutation {
     }
 }
 
-/// One Knoten by id (also a faded one), from the projection.
+/// One Knoten by id (also a faded one, never a hidden one), from the projection.
 pub(crate) async fn load_knoten(ctx: &Context<'_>, id: Uuid) -> Result<Option<KnotenNode>> {
     let deps = ctx.data::<Deps>()?;
     let row = deps
         .db
         .query_one(Statement::from_sql_and_values(
             DbBackend::Postgres,
-            format!("SELECT {KNOTEN_COLUMNS} FROM knoten WHERE id = $1"),
+            format!("SELECT {KNOTEN_COLUMNS} FROM knoten WHERE id = $1 AND hidden_at IS NULL"),
             [id.into()],
         ))
         .await

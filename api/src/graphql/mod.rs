@@ -2,6 +2,7 @@
 //! call `bus` or a query, and map the result to the contract types defined here.
 
 mod common;
+mod governance;
 mod knoten;
 mod rolle;
 mod scalars;
@@ -22,23 +23,33 @@ use uuid::Uuid;
 use crate::config::ApiConfig;
 use crate::live::LiveHub;
 
+pub use governance::{AntragChange, AntragChangeKind, AntragNode, EinspruchNode, StimmeNode};
 pub use knoten::KnotenNode;
 pub use scalars::U64;
 pub use social::{FadenNode, FadenTypGql, NachrichtNode};
 pub use viewport::{FadenChange, FadenChangeKind, KnotenChange, KnotenChangeKind};
 
 #[derive(MergedObject, Default)]
-pub struct QueryRoot(knoten::KnotenQuery, social::SocialQuery, rolle::RolleQuery);
+pub struct QueryRoot(
+    knoten::KnotenQuery,
+    social::SocialQuery,
+    rolle::RolleQuery,
+    governance::GovernanceQuery,
+);
 
 #[derive(MergedObject, Default)]
 pub struct MutationRoot(
     rolle::RolleMutation,
     knoten::KnotenMutation,
     social::SocialMutation,
+    governance::GovernanceMutation,
 );
 
 #[derive(MergedSubscription, Default)]
-pub struct SubscriptionRoot(viewport::ViewportSubscription);
+pub struct SubscriptionRoot(
+    viewport::ViewportSubscription,
+    governance::GovernanceSubscription,
+);
 
 pub type AppSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 
@@ -94,6 +105,22 @@ fn builder(
             ))
             .data(DataLoader::new(
                 social::FaedenByKnoten(db.clone()),
+                tokio::spawn,
+            ))
+            .data(DataLoader::new(
+                governance::AntragLoader(db.clone()),
+                tokio::spawn,
+            ))
+            .data(DataLoader::new(
+                governance::StimmenByAntrag(db.clone()),
+                tokio::spawn,
+            ))
+            .data(DataLoader::new(
+                governance::EinsprucheByAntrag(db.clone()),
+                tokio::spawn,
+            ))
+            .data(DataLoader::new(
+                governance::VerificationLoader(db.clone()),
                 tokio::spawn,
             ))
             .data(bus.clone())

@@ -20,7 +20,7 @@ use crate::error::ApiError;
 
 /// A role: how a person appears on the map. Its home is a coarse H3 cell (never an address).
 #[derive(SimpleObject, Clone, Debug)]
-#[graphql(name = "Rolle")]
+#[graphql(name = "Rolle", complex)]
 pub struct RolleNode {
     /// Stable id (UUID).
     pub id: ID,

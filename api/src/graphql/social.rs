@@ -211,6 +211,26 @@ fn row_to_nachricht(row: &sea_orm::QueryResult) -> Result<NachrichtNode, sea_orm
     })
 }
 
+/// One room message by id (null when it was hidden by moderation).
+pub(crate) async fn load_nachricht(ctx: &Context<'_>, id: Uuid) -> Result<Option<NachrichtNode>> {
+    let deps = ctx.data::<Deps>()?;
+    let row = deps
+        .db
+        .query_one(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT id, knoten_id, author, text, mentions, created_at FROM nachrichten \
+             WHERE id = $1 AND hidden_at IS NULL",
+            [id.into()],
+        ))
+        .await
+        .map_err(ApiError::from)?;
+    Ok(row
+        .as_ref()
+        .map(row_to_nachricht)
+        .transpose()
+        .map_err(ApiError::from)?)
+}
+
 /// The design area of a Knoten: shared content with a version for conflict detection.
 #[derive(SimpleObject, Clone, Debug)]
 pub struct Design {
@@ -231,7 +251,7 @@ impl Room {
         &self.knoten
     }
 
-    /// Messages, oldest first (the newest is last). Page backwards from the end with `last`
+    /// Messages, oldest first (the newest is last; messages hidden by moderation are left out). Page backwards from the end with `last`
     /// and `before`, forwards with `first` and `after` (at most 200 per page).
     async fn thread(
         &self,
@@ -278,7 +298,7 @@ impl Room {
                 DbBackend::Postgres,
                 format!(
                     "SELECT id, knoten_id, author, text, mentions, created_at FROM nachrichten \
-                     WHERE knoten_id = $1 AND (created_at, id) > ($2, $3) AND (created_at, id) < ($4, $5) \
+                     WHERE knoten_id = $1 AND hidden_at IS NULL AND (created_at, id) > ($2, $3) AND (created_at, id) < ($4, $5) \
                      ORDER BY created_at {order}, id {order} LIMIT $6"
                 ),
                 [self.id.into(), lo.0.into(), lo.1.into(), hi.0.into(), hi.1.into(), i64::from(limit + 1).into()],
@@ -394,7 +414,8 @@ pub struct SocialQuery;
 
 #[Object]
 impl SocialQuery {
-    /// The room of a Knoten (also of a faded one: its history stays readable).
+    /// The room of a Knoten (also of a faded one: its history stays readable; null for a
+    /// Knoten hidden by moderation).
     async fn room(&self, ctx: &Context<'_>, knoten_id: ID) -> Result<Option<Room>> {
         let id = parse_id(&knoten_id, "knotenId")?;
         Ok(load_knoten(ctx, id)
@@ -468,14 +489,14 @@ async fn search(
             "SELECT kind, id, title, lat, lng, h3, score FROM ( \
                SELECT 'KNOTEN' AS kind, id, title, ST_Y(point::geometry) AS lat, ST_X(point::geometry) AS lng, NULL::bigint AS h3, \
                       greatest(similarity(title, $1), word_similarity($1, title)) AS score \
-                 FROM knoten WHERE decayed_at IS NULL AND (title % $1 OR $1 <% title) \
+                 FROM knoten WHERE decayed_at IS NULL AND hidden_at IS NULL AND (title % $1 OR $1 <% title) \
                UNION ALL \
                SELECT 'ANTRAG', id, title, NULL, NULL, weavery_h3, greatest(similarity(title, $1), word_similarity($1, title)) \
-                 FROM antraege WHERE title % $1 OR $1 <% title \
+                 FROM antraege WHERE hidden_at IS NULL AND (title % $1 OR $1 <% title) \
                UNION ALL \
                SELECT 'ROLLE', id, name, ST_Y(point::geometry), ST_X(point::geometry), NULL, \
                       greatest(similarity(name, $1), word_similarity($1, name)) \
-                 FROM rollen WHERE deleted_at IS NULL AND (name % $1 OR $1 <% name) \
+                 FROM rollen WHERE deleted_at IS NULL AND hidden_at IS NULL AND (name % $1 OR $1 <% name) \
              ) hits ORDER BY score DESC, title LIMIT $2",
             [text.into(), i64::from(first).into()],
         ))

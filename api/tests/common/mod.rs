@@ -29,6 +29,19 @@ pub async fn server_with(
     metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
     flags: api::Flags,
 ) -> Server {
+    let config = api::ApiConfig {
+        ws_tick: Duration::from_millis(100),
+        flags,
+        ..Default::default()
+    };
+    server_with_config(metrics, config).await
+}
+
+/// A server with the given API settings (e.g. a short minimum decision period).
+pub async fn server_with_config(
+    metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    config: api::ApiConfig,
+) -> Server {
     let ort = Ort::new(&testkit::unique_ort()).unwrap();
     let fallback = Fallback::connect(&testkit::redis_url(), &ort)
         .await
@@ -50,11 +63,6 @@ pub async fn server_with(
     );
     tokio::spawn(worker.run(rx.clone()));
     let hub = api::LiveHub::spawn(bus.clone(), db.conn.clone(), rx);
-    let config = api::ApiConfig {
-        ws_tick: Duration::from_millis(100),
-        flags,
-        ..Default::default()
-    };
     let state = api::AppState::new(bus.clone(), db.conn.clone(), hub, config, metrics);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

@@ -3,10 +3,12 @@
 //! for rebuilds from the archive alike.
 //!
 //! This module is the batch machinery (parse, check each chain link, archive, advance heads);
-//! what an event does to the read model lives in one module per stream domain (`social`).
+//! what an event does to the read model lives in one module per stream domain (`social`,
+//! `governance`).
 
 use std::collections::{HashMap, HashSet};
 
+mod governance;
 mod social;
 
 use chrono::{DateTime, Utc};
@@ -127,7 +129,7 @@ impl Projector {
         txn.execute_unprepared(
             // Never rolle_keys or sessions: they are not projections, and a destroyed key must
             // stay destroyed, so a rebuild keeps a deleted person's names and texts unreadable.
-            "TRUNCATE knoten, faeden, rollen, nachrichten, antraege, stimmen, delegationen, zahlungen, aggregate_heads",
+            &format!("TRUNCATE knoten, faeden, rollen, nachrichten, antraege, stimmen, delegationen, zahlungen, {}, aggregate_heads", governance::TABLES),
         )
         .await?;
         let mut applied = 0u64;
@@ -162,6 +164,7 @@ impl Projector {
             let report = apply_all(&txn, &batch, false).await?;
             applied += report.applied as u64;
         }
+        governance::after_rebuild(&txn).await?;
         txn.commit().await?;
         Ok(applied)
     }
@@ -205,6 +208,7 @@ async fn apply_all(
         HashSet::new()
     };
     let mut advanced: HashMap<Uuid, (String, String, String, i64, String, i64)> = HashMap::new();
+    let mut activity = governance::Activity::default();
 
     for (incoming, parsed) in batch.iter().zip(parsed) {
         let verdict = match parsed {
@@ -243,6 +247,7 @@ async fn apply_all(
                     continue;
                 }
                 project(txn, &env, &mut keys).await?;
+                activity.saw(&env);
                 seen.insert(env.id.to_string());
                 let count = advanced.get(&env.aggregate_id).map(|a| a.5).unwrap_or(0) + 1;
                 heads.insert(
@@ -267,6 +272,7 @@ async fn apply_all(
             }
         }
     }
+    activity.flush(txn).await?;
     for (id, (aggregate_type, hash, event_id, seq, stream, count)) in advanced {
         txn.execute(Statement::from_sql_and_values(
             DbBackend::Postgres,
@@ -390,8 +396,14 @@ async fn insert_archive(
 /// chain and the archive. A payload that does not decode fails the transaction; the batch is
 /// then retried event by event and this one is dead-lettered as `projection_error`.
 async fn project(txn: &DatabaseTransaction, env: &Envelope, keys: &mut Keys) -> Result<(), DbErr> {
-    match env.known_type() {
-        Some(t) if social::projects(t) => social::project(txn, env, t, keys).await,
-        _ => Ok(()),
+    let Some(t) = env.known_type() else {
+        return Ok(());
+    };
+    if social::projects(t) {
+        social::project(txn, env, t, keys).await?;
     }
+    if governance::projects(t) {
+        governance::project(txn, env, t, keys).await?;
+    }
+    Ok(())
 }

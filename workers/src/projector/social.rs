@@ -80,7 +80,11 @@ impl Keys {
     }
 
     /// The live key of `rolle`; asks the database only for a role the prefetch did not cover.
-    async fn get(&mut self, txn: &DatabaseTransaction, rolle: Uuid) -> Result<Option<Key>, DbErr> {
+    pub(super) async fn get(
+        &mut self,
+        txn: &DatabaseTransaction,
+        rolle: Uuid,
+    ) -> Result<Option<Key>, DbErr> {
         if let Some(key) = self.known.get(&rolle) {
             return Ok(*key);
         }
@@ -109,7 +113,7 @@ fn key_owner(env: &Envelope) -> Option<Uuid> {
     match env.known_type()? {
         EventType::RolleRegistriert => Some(env.aggregate_id),
         EventType::NachrichtGeschrieben => env.payload.get("author")?.as_str()?.parse().ok(),
-        _ => None,
+        _ => super::governance::key_owner(env),
     }
 }
 
@@ -119,7 +123,7 @@ fn as_key(bytes: Option<Vec<u8>>) -> Option<Key> {
 }
 
 /// The plaintext, or `None` if it cannot be opened with `key`.
-fn open(key: Option<Key>, sealed: &Sealed, env: &Envelope) -> Option<String> {
+pub(super) fn open(key: Option<Key>, sealed: &Sealed, env: &Envelope) -> Option<String> {
     let key = key?;
     match privacy::open(&key, sealed) {
         Ok(text) => Some(text),
@@ -131,12 +135,12 @@ fn open(key: Option<Key>, sealed: &Sealed, env: &Envelope) -> Option<String> {
     }
 }
 
-fn decode<P: Payload>(env: &Envelope) -> Result<P, DbErr> {
+pub(super) fn decode<P: Payload>(env: &Envelope) -> Result<P, DbErr> {
     env.decode()
         .map_err(|e| DbErr::Custom(format!("{} payload: {e}", P::TYPE.as_str())))
 }
 
-async fn exec<const N: usize>(
+pub(super) async fn exec<const N: usize>(
     txn: &DatabaseTransaction,
     sql: &str,
     values: [Value; N],
@@ -150,7 +154,7 @@ async fn exec<const N: usize>(
     Ok(())
 }
 
-fn cell(hex: &str, what: &str) -> Result<h3o::CellIndex, DbErr> {
+pub(super) fn cell(hex: &str, what: &str) -> Result<h3o::CellIndex, DbErr> {
     hex.parse()
         .map_err(|e| DbErr::Custom(format!("{what} h3 {hex}: {e}")))
 }

@@ -1,0 +1,285 @@
+//! The Webrat's live feed: each API instance follows the governance stream itself (an ordered
+//! consumer, like [`crate::live::LiveHub`] does for the social stream) and broadcasts the
+//! changes of Anträge, placed at their Weberei's centre, to `webrat` and `antragChanged`
+//! subscribers.
+//!
+//! It keeps the hub's position invariant: [`GovernanceFeed::last_seq`] is stored only after the
+//! event with that sequence was handed to the broadcast channel, so a receiver that reads
+//! `last_seq() == n` and then drains its channel has seen every change up to `n`.
+//!
+//! Only Antrag events become changes (filed, objection, vote, quorum, decision). Delegations
+//! and flags have no place on the map; the moderation panel reads them with queries.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_graphql::ID;
+use async_nats::jetstream::consumer::{DeliverPolicy, pull::OrderedConfig};
+use bus::Bus;
+use domain::events::{
+    AntragEntschieden, AntragGestellt, EinspruchEingegangen, EventType, StimmeAbgegeben,
+};
+use domain::{AggregateType, Envelope, StreamDomain};
+use futures::StreamExt;
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
+use tokio::sync::{broadcast, watch};
+use tracing::warn;
+use uuid::Uuid;
+
+use crate::graphql::{AntragChange, AntragChangeKind, AntragNode};
+
+/// Webereien remembered before the cache starts over.
+const CACHE_LIMIT: usize = 100_000;
+
+/// One Webrat change with the governance stream position it came from.
+#[derive(Debug, Clone)]
+pub(crate) struct GovernanceEvent {
+    pub seq: u64,
+    pub change: AntragChange,
+}
+
+/// Decodes governance events into Webrat changes. Cheap to clone.
+#[derive(Clone)]
+pub(crate) struct GovernanceDecoder {
+    bus: Option<Bus>,
+    db: Option<DatabaseConnection>,
+    /// Antrag id -> its Weberei (hex).
+    webereien: Arc<Mutex<HashMap<Uuid, String>>>,
+}
+
+impl GovernanceDecoder {
+    fn new(bus: Option<Bus>, db: Option<DatabaseConnection>) -> Self {
+        Self {
+            bus,
+            db,
+            webereien: Default::default(),
+        }
+    }
+
+    /// The change `payload` makes to the Webrat, if any.
+    pub(crate) async fn decode(&self, payload: &[u8]) -> Option<AntragChange> {
+        let env: Envelope = serde_json::from_slice(payload).ok()?;
+        let id = env.aggregate_id;
+        let kind = match env.known_type()? {
+            EventType::AntragGestellt => AntragChangeKind::Filed,
+            EventType::EinspruchEingegangen => AntragChangeKind::Objection,
+            EventType::StimmeAbgegeben => AntragChangeKind::Vote,
+            EventType::QuorumErreicht => AntragChangeKind::QuorumReached,
+            EventType::AntragEntschieden => AntragChangeKind::Decided,
+            _ => return None,
+        };
+        let mut change = AntragChange::new(id, kind, env.ts);
+        match kind {
+            AntragChangeKind::Filed => {
+                let p: AntragGestellt = env.decode().ok()?;
+                self.remember(id, p.weavery_h3.clone());
+                change.antrag = AntragNode::from_event(&env).ok();
+            }
+            AntragChangeKind::Objection => {
+                let p: EinspruchEingegangen = env.decode().ok()?;
+                let reason = match self.key(p.by).await {
+                    Some(key) => domain::privacy::open(&key, &p.reason).ok(),
+                    None => None,
+                };
+                change.objection = Some(crate::graphql::EinspruchNode {
+                    antrag_id: ID(id.to_string()),
+                    rolle_id: ID(p.by.to_string()),
+                    reason,
+                    created_at: env.ts,
+                });
+            }
+            AntragChangeKind::Vote => {
+                let p: StimmeAbgegeben = env.decode().ok()?;
+                change.stimme = Some(crate::graphql::StimmeNode {
+                    antrag_id: ID(id.to_string()),
+                    rolle_id: ID(p.by.to_string()),
+                    vote: p.vote.into(),
+                    created_at: env.ts,
+                });
+            }
+            AntragChangeKind::QuorumReached => {}
+            AntragChangeKind::Decided => {
+                let p: AntragEntschieden = env.decode().ok()?;
+                change.set_decision(&p);
+            }
+        }
+        let weberei = self.weberei(id).await?;
+        change.place(&weberei).ok()?;
+        Some(change)
+    }
+
+    fn remember(&self, id: Uuid, weberei: String) {
+        if let Ok(mut c) = self.webereien.lock() {
+            if c.len() >= CACHE_LIMIT {
+                c.clear();
+            }
+            c.insert(id, weberei);
+        }
+    }
+
+    /// The Antrag's Weberei: seen before, else from the projection, else from its chain.
+    async fn weberei(&self, id: Uuid) -> Option<String> {
+        if let Some(w) = self.webereien.lock().ok().and_then(|c| c.get(&id).cloned()) {
+            return Some(w);
+        }
+        let mut found = None;
+        if let Some(db) = &self.db
+            && let Ok(Some(row)) = db
+                .query_one(Statement::from_sql_and_values(
+                    DbBackend::Postgres,
+                    "SELECT weavery_h3 FROM antraege WHERE id = $1",
+                    [id.into()],
+                ))
+                .await
+            && let Ok(h3) = row.try_get::<i64>("", "weavery_h3")
+        {
+            found = h3o::CellIndex::try_from(h3 as u64)
+                .ok()
+                .map(|c| c.to_string());
+        }
+        if found.is_none()
+            && let Some(bus) = &self.bus
+            && let Ok(chain) = bus.history(AggregateType::Antrag, id).await
+            && let Some(first) = chain.first()
+            && let Ok(p) = first.envelope.decode::<AntragGestellt>()
+        {
+            found = Some(p.weavery_h3);
+        }
+        if let Some(w) = &found {
+            self.remember(id, w.clone());
+        }
+        found
+    }
+
+    async fn key(&self, rolle: Uuid) -> Option<[u8; 32]> {
+        let row = self
+            .db
+            .as_ref()?
+            .query_one(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT key FROM rolle_keys WHERE rolle_id = $1 AND key IS NOT NULL",
+                [rolle.into()],
+            ))
+            .await
+            .ok()??;
+        row.try_get::<Vec<u8>>("", "key").ok()?.try_into().ok()
+    }
+}
+
+/// Broadcast of Webrat changes. Cheap to clone.
+#[derive(Clone)]
+pub(crate) struct GovernanceFeed {
+    tx: broadcast::Sender<Arc<GovernanceEvent>>,
+    last_seq: Arc<AtomicU64>,
+    following: Arc<AtomicBool>,
+    decoder: GovernanceDecoder,
+}
+
+impl GovernanceFeed {
+    /// A feed that never delivers (schema export, tests without live data).
+    pub(crate) fn detached() -> Self {
+        let (tx, _) = broadcast::channel(16);
+        Self {
+            tx,
+            last_seq: Arc::new(AtomicU64::new(0)),
+            following: Arc::new(AtomicBool::new(false)),
+            decoder: GovernanceDecoder::new(None, None),
+        }
+    }
+
+    /// Follow the Ort's governance stream from now on until `shutdown` turns true.
+    pub(crate) fn spawn(bus: Bus, db: DatabaseConnection, shutdown: watch::Receiver<bool>) -> Self {
+        let (tx, _) = broadcast::channel(4096);
+        let feed = Self {
+            tx,
+            last_seq: Arc::new(AtomicU64::new(0)),
+            following: Arc::new(AtomicBool::new(false)),
+            decoder: GovernanceDecoder::new(Some(bus.clone()), Some(db)),
+        };
+        tokio::spawn(feed.clone().follow(bus, shutdown));
+        feed
+    }
+
+    pub(crate) fn subscribe(&self) -> broadcast::Receiver<Arc<GovernanceEvent>> {
+        self.tx.subscribe()
+    }
+
+    /// The last governance stream sequence the feed has seen (0 before the first).
+    pub(crate) fn last_seq(&self) -> u64 {
+        self.last_seq.load(Ordering::SeqCst)
+    }
+
+    /// Whether the feed follows the stream from a known position yet.
+    pub(crate) fn is_following(&self) -> bool {
+        self.following.load(Ordering::SeqCst)
+    }
+
+    /// Decodes events the same way for the live feed and for replays.
+    pub(crate) fn decoder(&self) -> &GovernanceDecoder {
+        &self.decoder
+    }
+
+    async fn follow(self, bus: Bus, mut shutdown: watch::Receiver<bool>) {
+        let name = bus.config().ort.stream_name(StreamDomain::Governance);
+        let filter = bus.config().ort.stream_filter(StreamDomain::Governance);
+        while !*shutdown.borrow() {
+            let messages = async {
+                let mut stream = bus
+                    .jetstream()
+                    .get_stream(&name)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                if !self.is_following() {
+                    let last = stream
+                        .info()
+                        .await
+                        .map_err(|e| e.to_string())?
+                        .state
+                        .last_sequence;
+                    self.last_seq.store(last, Ordering::SeqCst);
+                }
+                let consumer = stream
+                    .create_consumer(OrderedConfig {
+                        filter_subject: filter.clone(),
+                        deliver_policy: DeliverPolicy::ByStartSequence {
+                            start_sequence: self.last_seq() + 1,
+                        },
+                        ..Default::default()
+                    })
+                    .await
+                    .map_err(|e| e.to_string())?;
+                consumer.messages().await.map_err(|e| e.to_string())
+            }
+            .await;
+            let mut messages = match messages {
+                Ok(m) => m,
+                Err(e) => {
+                    warn!(error = %e, "Webrat feed unavailable; retrying");
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                        _ = shutdown.changed() => return,
+                    }
+                }
+            };
+            self.following.store(true, Ordering::SeqCst);
+            loop {
+                let next = tokio::select! {
+                    m = messages.next() => m,
+                    _ = shutdown.changed() => return,
+                };
+                let Some(Ok(msg)) = next else {
+                    warn!("Webrat feed interrupted; resuming");
+                    break;
+                };
+                let Ok(info) = msg.info() else { continue };
+                let seq = info.stream_sequence;
+                if let Some(change) = self.decoder.decode(&msg.payload).await {
+                    let _ = self.tx.send(Arc::new(GovernanceEvent { seq, change }));
+                }
+                self.last_seq.store(seq, Ordering::SeqCst);
+            }
+        }
+    }
+}

@@ -1,0 +1,701 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! The jobs worker's Webrat timers (decision deadlines, delegation expiry) against real NATS
+//! JetStream and PostgreSQL, with a projection worker filling the tables it reads and a fake
+//! clock moved by the test. Roles, Anträge, votes and delegations are made by their aggregates
+//! through `Bus::execute`, as the API makes them.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bus::{Bus, BusConfig};
+use chrono::{DateTime, Utc};
+use domain::antrag::{Abstimmen, Antrag, AntragCommand, Stellen};
+use domain::delegation::{Delegation, DelegationCommand, Erstellen, delegation_id};
+use domain::events::{AdminActionExecuted, Vote};
+use domain::rolle::{Registrieren, Rolle, RolleCommand};
+use domain::verification::{ACTION_VERIFY_ROLLE, Bestaetigen};
+use domain::{Actor, AggregateType, Envelope, EventContext, Meta, Ort};
+use sea_orm::{ConnectionTrait, DbBackend, Statement};
+use tokio::sync::watch;
+use uuid::Uuid;
+use workers::{
+    Clock, JobsConfig, JobsReport, JobsWorker, ProjectionConfig, ProjectionWorker, Projector,
+};
+
+const HOME: (f64, f64) = (50.9795, 11.3235);
+const ELSEWHERE: (f64, f64) = (48.137, 11.575);
+
+struct FakeClock(Mutex<DateTime<Utc>>);
+
+impl FakeClock {
+    fn set(&self, t: DateTime<Utc>) {
+        *self.0.lock().unwrap() = t;
+    }
+}
+
+impl Clock for FakeClock {
+    fn now(&self) -> DateTime<Utc> {
+        *self.0.lock().unwrap()
+    }
+}
+
+fn days(n: i64) -> chrono::Duration {
+    chrono::Duration::days(n)
+}
+
+fn hours(n: i64) -> chrono::Duration {
+    chrono::Duration::hours(n)
+}
+
+fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut out = [0u8; N];
+    for chunk in out.chunks_mut(16) {
+        chunk.copy_from_slice(&Uuid::new_v4().as_bytes()[..chunk.len()]);
+    }
+    out
+}
+
+fn weberei() -> String {
+    domain::geo::Point::new(HOME.0, HOME.1)
+        .unwrap()
+        .cell(domain::geo::WEAVERY_RES)
+        .to_string()
+}
+
+struct World {
+    bus: Bus,
+    db: testkit::TestDb,
+    clock: Arc<FakeClock>,
+    t0: DateTime<Utc>,
+    projection: (watch::Sender<bool>, tokio::task::JoinHandle<()>),
+}
+
+async fn world() -> World {
+    let ort = Ort::new(&testkit::unique_ort()).unwrap();
+    let bus = Bus::connect(
+        &testkit::nats_url(),
+        BusConfig::new(ort, 64 * 1024 * 1024),
+        None,
+    )
+    .await
+    .unwrap();
+    bus.ensure_streams().await.unwrap();
+    let db = testkit::fresh_database().await;
+    let (tx, rx) = watch::channel(false);
+    let worker = ProjectionWorker::new(
+        bus.clone(),
+        Projector::new(db.conn.clone()),
+        ProjectionConfig::default(),
+    );
+    let projection = (tx, tokio::spawn(worker.run(rx)));
+    let t0 = domain::envelope::truncate_millis(Utc::now());
+    World {
+        bus,
+        db,
+        clock: Arc::new(FakeClock(Mutex::new(t0))),
+        t0,
+        projection,
+    }
+}
+
+fn meta(actor: Actor, msg_id: String) -> Meta {
+    Meta {
+        actor,
+        ip_hash: None,
+        ua_hash: None,
+        msg_id,
+    }
+}
+
+impl World {
+    fn jobs(&self) -> JobsWorker {
+        JobsWorker::new(
+            self.bus.clone(),
+            self.db.conn.clone(),
+            self.clock.clone(),
+            JobsConfig {
+                every: Duration::from_millis(100),
+                ..JobsConfig::default()
+            },
+        )
+    }
+
+    /// A role registered at `at` with its home at `home`, its data key stored as the API does.
+    async fn register(&self, name: &str, home: (f64, f64), at: DateTime<Utc>) -> Uuid {
+        let id = Uuid::new_v4();
+        let key: [u8; 32] = random_bytes();
+        self.db
+            .conn
+            .execute(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "INSERT INTO rolle_keys (rolle_id, key) VALUES ($1, $2)",
+                [id.into(), key.to_vec().into()],
+            ))
+            .await
+            .unwrap();
+        let cmd = RolleCommand::Registrieren(Registrieren {
+            id,
+            name: name.into(),
+            lat: home.0,
+            lng: home.1,
+            key,
+            nonce: random_bytes(),
+        });
+        self.bus
+            .execute::<Rolle>(
+                AggregateType::Rolle,
+                id,
+                &cmd,
+                meta(Actor::Rolle(id), format!("register:{id}")),
+                at,
+                true,
+            )
+            .await
+            .unwrap();
+        id
+    }
+
+    /// `weberei admin verify`: the admin action on the system stream, then `RolleVerifiziert`.
+    async fn admin_verify(&self, rolle: Uuid, at: DateTime<Utc>) {
+        let action = Envelope::standalone(
+            self.bus
+                .config()
+                .ort
+                .aggregate_subject(AggregateType::System, Uuid::new_v4()),
+            &AdminActionExecuted {
+                action: ACTION_VERIFY_ROLLE.into(),
+                target: Some(rolle),
+                detail: String::new(),
+            },
+            EventContext {
+                id: ulid::Ulid::new(),
+                ts: at,
+                meta: meta(Actor::System, format!("admin:verify:{rolle}")),
+            },
+            Uuid::new_v4(),
+        )
+        .unwrap();
+        self.bus
+            .jetstream()
+            .publish(
+                action.subject.clone(),
+                serde_json::to_vec(&action).unwrap().into(),
+            )
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+        let cmd = RolleCommand::AdminVerifizieren {
+            admin_action_id: action.id,
+        };
+        self.bus
+            .execute::<Rolle>(
+                AggregateType::Rolle,
+                rolle,
+                &cmd,
+                meta(Actor::System, format!("admin:verified:{rolle}")),
+                at,
+                false,
+            )
+            .await
+            .unwrap();
+    }
+
+    /// Two verified roles confirm `rolle`: it is verified by its peers.
+    async fn peer_verify(&self, rolle: Uuid, confirmers: [Uuid; 2], at: DateTime<Utc>) {
+        for by in confirmers {
+            let cmd = RolleCommand::Bestaetigen(Bestaetigen {
+                target: rolle,
+                by,
+                by_verified: true,
+            });
+            let executed = self
+                .bus
+                .execute::<Rolle>(
+                    AggregateType::Rolle,
+                    rolle,
+                    &cmd,
+                    meta(Actor::Rolle(by), format!("confirm:{rolle}:{by}")),
+                    at,
+                    false,
+                )
+                .await
+                .unwrap();
+            assert!(!executed.events.is_empty());
+        }
+    }
+
+    async fn file(&self, by: Uuid, deadline: DateTime<Utc>, at: DateTime<Utc>) -> Uuid {
+        let id = Uuid::new_v4();
+        let cmd = AntragCommand::Stellen(Stellen {
+            id,
+            title: format!("Antrag {id}"),
+            content: None,
+            weavery_h3: weberei(),
+            deadline,
+            now: at,
+            min_deadline: hours(1),
+            by,
+            by_verified: true,
+        });
+        self.bus
+            .execute::<Antrag>(
+                AggregateType::Antrag,
+                id,
+                &cmd,
+                meta(Actor::Rolle(by), format!("file:{id}")),
+                at,
+                true,
+            )
+            .await
+            .unwrap();
+        id
+    }
+
+    async fn vote(&self, antrag: Uuid, by: Uuid, vote: Vote, at: DateTime<Utc>) {
+        let cmd = AntragCommand::Abstimmen(Abstimmen {
+            by,
+            vote,
+            now: at,
+            by_verified: true,
+        });
+        self.bus
+            .execute::<Antrag>(
+                AggregateType::Antrag,
+                antrag,
+                &cmd,
+                meta(Actor::Rolle(by), format!("vote:{antrag}:{by}")),
+                at,
+                false,
+            )
+            .await
+            .unwrap();
+    }
+
+    async fn delegate(&self, from: Uuid, to: Uuid, valid_until: DateTime<Utc>, at: DateTime<Utc>) {
+        let cmd = DelegationCommand::Erstellen(Erstellen {
+            from,
+            to,
+            valid_until,
+            now: at,
+            to_exists: true,
+        });
+        self.bus
+            .execute::<Delegation>(
+                AggregateType::Delegation,
+                delegation_id(from),
+                &cmd,
+                meta(
+                    Actor::Rolle(from),
+                    format!("delegate:{from}:{}", at.timestamp_millis()),
+                ),
+                at,
+                false,
+            )
+            .await
+            .unwrap();
+    }
+
+    async fn revoke(&self, from: Uuid, at: DateTime<Utc>) {
+        self.bus
+            .execute::<Delegation>(
+                AggregateType::Delegation,
+                delegation_id(from),
+                &DelegationCommand::Widerrufen { now: at },
+                meta(
+                    Actor::Rolle(from),
+                    format!("revoke:{from}:{}", at.timestamp_millis()),
+                ),
+                at,
+                false,
+            )
+            .await
+            .unwrap();
+    }
+
+    async fn count(&self, sql: &str) -> i64 {
+        self.db
+            .conn
+            .query_one(Statement::from_string(DbBackend::Postgres, sql.to_owned()))
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+            .unwrap()
+            .try_get_by_index::<i64>(0)
+            .unwrap()
+    }
+
+    async fn text(&self, sql: &str) -> String {
+        self.db
+            .conn
+            .query_one(Statement::from_string(DbBackend::Postgres, sql.to_owned()))
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+            .unwrap()
+            .try_get_by_index::<String>(0)
+            .unwrap()
+    }
+
+    async fn lines(&self, sql: &str) -> Vec<String> {
+        self.db
+            .conn
+            .query_all(Statement::from_string(DbBackend::Postgres, sql.to_owned()))
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+            .iter()
+            .map(|r| r.try_get_by_index::<String>(0).unwrap())
+            .collect()
+    }
+
+    async fn wait_for(&self, sql: &str, want: i64) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let got = self.count(sql).await;
+            if got == want {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{sql}: got {got}, want {want}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Wait until the projection has caught up with everything in the streams.
+    async fn settle(&self) {
+        let mut total = 0u64;
+        for domain in domain::StreamDomain::PROJECTED {
+            total += self.bus.stream_messages(domain).await.unwrap();
+        }
+        self.wait_for("SELECT count(*) FROM events_archive", total as i64)
+            .await;
+    }
+
+    /// Every event of `event_type` on the aggregate's chain in the stream.
+    async fn in_stream(&self, aggregate_type: AggregateType, id: Uuid, event_type: &str) -> usize {
+        self.bus
+            .history(aggregate_type, id)
+            .await
+            .unwrap()
+            .iter()
+            .filter(|s| s.envelope.event_type == event_type)
+            .count()
+    }
+
+    /// Start the jobs worker at the clock's now while three more scans run at once, let the
+    /// projection catch up, scan again, and stop: what a restart after downtime looks like.
+    async fn restart_jobs(&self) -> Vec<JobsReport> {
+        let (stop, rx) = watch::channel(false);
+        let running = tokio::spawn(self.jobs().run(rx));
+        let scans: Vec<_> = (0..3)
+            .map(|_| {
+                let jobs = self.jobs();
+                tokio::spawn(async move { jobs.scan_once().await })
+            })
+            .collect();
+        let mut reports = Vec::new();
+        for scan in scans {
+            reports.push(scan.await.unwrap().unwrap());
+        }
+        self.settle().await;
+        reports.push(self.jobs().scan_once().await.unwrap());
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        stop.send(true).unwrap();
+        tokio::time::timeout(Duration::from_secs(5), running)
+            .await
+            .unwrap()
+            .unwrap();
+        self.settle().await;
+        reports
+    }
+
+    async fn finish(self) {
+        let (stop, task) = self.projection;
+        stop.send(true).unwrap();
+        let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
+        self.bus.delete_streams().await.unwrap();
+        self.db.drop_db().await;
+    }
+}
+
+fn sum(reports: &[JobsReport]) -> JobsReport {
+    let mut total = JobsReport::default();
+    for r in reports {
+        total.knoten_decayed += r.knoten_decayed;
+        total.faeden_decayed += r.faeden_decayed;
+        total.knoten_twisted += r.knoten_twisted;
+        total.faeden_twisted += r.faeden_twisted;
+        total.antraege_decided += r.antraege_decided;
+        total.delegations_expired += r.delegations_expired;
+        total.failed += r.failed;
+    }
+    total
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn anträge_past_their_deadline_while_the_worker_was_down_are_decided_once_at_start_on_the_quorum_at_their_deadline()
+ {
+    let w = world().await;
+    let t0 = w.t0;
+
+    // Ten active, verified roles homed in the Weberei: two verified by an admin, eight by them.
+    let anna = w.register("Anna", HOME, t0).await;
+    let bert = w.register("Bert", HOME, t0).await;
+    w.admin_verify(anna, t0).await;
+    w.admin_verify(bert, t0).await;
+    let mut members = vec![anna, bert];
+    for n in 0..8 {
+        let rolle = w.register(&format!("Mitglied {n}"), HOME, t0).await;
+        w.peer_verify(rolle, [anna, bert], t0).await;
+        members.push(rolle);
+    }
+    // Not in the quorum base: homed elsewhere, not verified, or not active for 40 days.
+    let elsewhere = w.register("Fern", ELSEWHERE, t0).await;
+    w.peer_verify(elsewhere, [anna, bert], t0).await;
+    let _unverified = w.register("Neu", HOME, t0).await;
+    let asleep = w.register("Schläfer", HOME, t0 - days(40)).await;
+    w.admin_verify(asleep, t0 - days(40)).await;
+
+    // A: 1 voice of 10 active roles is exactly 10 %: reached, 1 ja > 0 nein.
+    let a = w.file(anna, t0 + days(2), t0).await;
+    w.vote(a, anna, Vote::Ja, t0 + hours(1)).await;
+    // B: an eleventh role is verified before B's deadline: 1 voice of 11 is below 10 %.
+    let b = w.file(anna, t0 + days(3), t0).await;
+    w.vote(b, bert, Vote::Ja, t0 + hours(1)).await;
+    let late = w.register("Spät", HOME, t0 + days(2) + hours(12)).await;
+    w.peer_verify(late, [anna, bert], t0 + days(2) + hours(12))
+        .await;
+    w.settle().await;
+
+    // Before the first deadline nothing is due.
+    w.clock
+        .set(t0 + days(2) - chrono::Duration::milliseconds(1));
+    assert_eq!(w.jobs().scan_once().await.unwrap(), JobsReport::default());
+
+    // The jobs worker was down across both deadlines and starts at t0 + 5 days.
+    w.clock.set(t0 + days(5));
+    let reports = w.restart_jobs().await;
+    let total = sum(&reports);
+    assert_eq!(total.failed, 0, "{reports:?}");
+    assert!(total.antraege_decided <= 2, "{reports:?}");
+
+    for antrag in [a, b] {
+        assert_eq!(
+            w.in_stream(AggregateType::Antrag, antrag, "AntragEntschieden")
+                .await,
+            1,
+            "Antrag {antrag}"
+        );
+        assert_eq!(
+            w.count(&format!(
+                "SELECT count(*) FROM events_archive WHERE aggregate_id = '{antrag}' \
+                 AND type = 'AntragEntschieden' AND msg_id = 'entscheidung:{antrag}#1' OR \
+                 aggregate_id = '{antrag}' AND type = 'AntragEntschieden' AND msg_id = 'entscheidung:{antrag}'"
+            ))
+            .await,
+            1
+        );
+    }
+    assert_eq!(
+        w.in_stream(AggregateType::Antrag, a, "QuorumErreicht")
+            .await,
+        1
+    );
+    assert_eq!(
+        w.in_stream(AggregateType::Antrag, b, "QuorumErreicht")
+            .await,
+        0
+    );
+    let decided = |antrag: Uuid| {
+        format!(
+            "SELECT format('%s|%s|%s|%s|%s|%s|%s', status, quorum_reached, ja, nein, participation, \
+                    active_roles, quorum_percent) FROM antraege WHERE id = '{antrag}'"
+        )
+    };
+    assert_eq!(w.text(&decided(a)).await, "angenommen|t|1|0|1|10|10");
+    assert_eq!(w.text(&decided(b)).await, "quorum_verfehlt|f|1|0|1|11|10");
+    // The decision is the system's, at the worker's now.
+    assert_eq!(
+        w.count(&format!(
+            "SELECT count(*) FROM events_archive WHERE type IN ('QuorumErreicht', 'AntragEntschieden') \
+             AND envelope->'meta'->>'actor' = 'system' AND ts = '{}'",
+            (t0 + days(5)).to_rfc3339()
+        ))
+        .await,
+        3
+    );
+    // The audit of A: Anna's voice.
+    assert_eq!(
+        w.lines(&format!(
+            "SELECT format('%s|%s|%s|%s', voice, rolle, vote, delegated_from) \
+             FROM antrag_counted_votes WHERE antrag_id = '{a}'"
+        ))
+        .await,
+        [format!("{anna}|{anna}|ja|")]
+    );
+
+    // Later scans find nothing to do.
+    assert_eq!(w.jobs().scan_once().await.unwrap(), JobsReport::default());
+    w.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_delegator_who_did_not_vote_counts_with_the_delegates_vote_and_a_direct_vote_beats_the_delegation()
+ {
+    let w = world().await;
+    let t0 = w.t0;
+    let deadline = t0 + days(2);
+    let anna = w.register("Anna", HOME, t0).await;
+    let bert = w.register("Bert", HOME, t0).await;
+    w.admin_verify(anna, t0).await;
+    w.admin_verify(bert, t0).await;
+    let mut verified = Vec::new();
+    for name in ["Carl", "Dora", "Gero", "Hanna"] {
+        let rolle = w.register(name, HOME, t0).await;
+        w.peer_verify(rolle, [anna, bert], t0).await;
+        verified.push(rolle);
+    }
+    let [carl, dora, gero, hanna] = verified[..] else {
+        unreachable!()
+    };
+    let fritz = w.register("Fritz (nicht verifiziert)", HOME, t0).await;
+
+    let antrag = w.file(anna, deadline, t0).await;
+    let at = t0 + hours(1);
+    // Carl delegates to Anna and does not vote: counted with Anna's ja.
+    w.delegate(carl, anna, deadline + days(30), at).await;
+    // Dora delegates to Bert but votes herself: her own ja counts, not Bert's nein.
+    w.delegate(dora, bert, deadline + days(30), at).await;
+    // Not counted: an unverified delegator, a revoked delegation, one that lapsed before the
+    // deadline.
+    w.delegate(fritz, anna, deadline + days(30), at).await;
+    w.delegate(gero, anna, deadline + days(30), at).await;
+    w.revoke(gero, at + hours(1)).await;
+    w.delegate(hanna, anna, t0 + days(1), at).await;
+    w.vote(antrag, anna, Vote::Ja, at).await;
+    w.vote(antrag, bert, Vote::Nein, at).await;
+    w.vote(antrag, dora, Vote::Ja, at).await;
+    w.settle().await;
+
+    w.clock.set(deadline + hours(1));
+    let reports = w.restart_jobs().await;
+    let total = sum(&reports);
+    assert_eq!(
+        (
+            total.antraege_decided,
+            total.delegations_expired,
+            total.failed
+        ),
+        (1, 1, 0),
+        "{reports:?}"
+    );
+
+    // 4 voices (3 direct, Carl's delegated) of 6 active roles; 3 ja beat 1 nein.
+    assert_eq!(
+        w.text(&format!(
+            "SELECT format('%s|%s|%s|%s|%s', status, ja, nein, participation, active_roles) \
+             FROM antraege WHERE id = '{antrag}'"
+        ))
+        .await,
+        "angenommen|3|1|4|6"
+    );
+    let mut expected = vec![
+        format!("{anna}|{anna}|ja|-"),
+        format!("{bert}|{bert}|nein|-"),
+        format!("{carl}|{anna}|ja|{carl}"),
+        format!("{dora}|{dora}|ja|-"),
+    ];
+    expected.sort();
+    assert_eq!(
+        w.lines(&format!(
+            "SELECT format('%s|%s|%s|%s', voice, rolle, vote, coalesce(delegated_from::text, '-')) \
+             FROM antrag_counted_votes WHERE antrag_id = '{antrag}' ORDER BY voice::text"
+        ))
+        .await,
+        expected
+    );
+    // stimmen holds the direct votes only.
+    assert_eq!(
+        w.count(&format!(
+            "SELECT count(*) FROM stimmen WHERE antrag_id = '{antrag}' AND delegated_from IS NULL"
+        ))
+        .await,
+        3
+    );
+    assert_eq!(w.count("SELECT count(*) FROM stimmen").await, 3);
+    // The recorded decision passes the audit.
+    let recorded: domain::events::AntragEntschieden = serde_json::from_str(
+        &w.text(&format!(
+            "SELECT (envelope->'payload')::text FROM events_archive \
+             WHERE aggregate_id = '{antrag}' AND type = 'AntragEntschieden'"
+        ))
+        .await,
+    )
+    .unwrap();
+    domain::governance::audit_decision(&recorded).unwrap();
+    assert!(!recorded.transitive);
+    // Hanna's lapsed delegation was recorded as expired in the same start.
+    assert_eq!(
+        w.in_stream(
+            AggregateType::Delegation,
+            delegation_id(hanna),
+            "DelegationAbgelaufen"
+        )
+        .await,
+        1
+    );
+    w.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_delegation_past_its_valid_until_is_recorded_as_expired_exactly_once() {
+    let w = world().await;
+    let t0 = w.t0;
+    let (anna, bert, carl) = (
+        w.register("Anna", HOME, t0).await,
+        w.register("Bert", HOME, t0).await,
+        w.register("Carl", HOME, t0).await,
+    );
+    let until = t0 + days(1);
+    w.delegate(anna, bert, until, t0).await;
+    w.delegate(carl, bert, t0 + days(10), t0).await;
+    w.settle().await;
+
+    w.clock.set(until - chrono::Duration::milliseconds(1));
+    assert_eq!(w.jobs().scan_once().await.unwrap(), JobsReport::default());
+
+    w.clock.set(t0 + days(3));
+    let reports = w.restart_jobs().await;
+    let total = sum(&reports);
+    assert_eq!(
+        (total.delegations_expired, total.failed),
+        (1, 0),
+        "{reports:?}"
+    );
+    let chain = delegation_id(anna);
+    assert_eq!(
+        w.in_stream(AggregateType::Delegation, chain, "DelegationAbgelaufen")
+            .await,
+        1
+    );
+    assert_eq!(
+        w.count(&format!(
+            "SELECT count(*) FROM events_archive WHERE aggregate_id = '{chain}' \
+             AND type = 'DelegationAbgelaufen' AND msg_id = 'ablauf:{anna}:{}' \
+             AND envelope->'meta'->>'actor' = 'system'",
+            until.timestamp_millis()
+        ))
+        .await,
+        1
+    );
+    assert_eq!(
+        w.lines(&format!(
+            "SELECT format('%s|%s|%s', from_rolle, ended_reason, ended_at = valid_until) \
+             FROM delegationen ORDER BY from_rolle = '{anna}' DESC"
+        ))
+        .await,
+        [format!("{anna}|expired|t"), format!("{carl}||")]
+    );
+    assert_eq!(w.jobs().scan_once().await.unwrap(), JobsReport::default());
+    w.finish().await;
+}
