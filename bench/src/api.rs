@@ -93,7 +93,11 @@ async fn apply(projector: &workers::Projector, batch: &mut Vec<workers::Incoming
     }
     let report = projector.apply_batch(batch).await?;
     if let Some(d) = report.dead.first() {
-        return Err(anyhow!("{} dead letters while loading: {}", report.dead.len(), d.detail));
+        return Err(anyhow!(
+            "{} dead letters while loading: {}",
+            report.dead.len(),
+            d.detail
+        ));
     }
     batch.clear();
     Ok(())
@@ -119,7 +123,12 @@ async fn measure(opts: &Opts, server: &Weberei, db_url: &str) -> Result<Vec<Row>
             async move {
                 let (w, s, e, n) = bbox(i);
                 let body = json!({ "query": QUERY, "variables": { "b": { "west": w, "south": s, "east": e, "north": n } } });
-                let resp = http.post(&url).json(&body).send().await.map_err(|e| e.to_string())?;
+                let resp = http
+                    .post(&url)
+                    .json(&body)
+                    .send()
+                    .await
+                    .map_err(|e| e.to_string())?;
                 let status = resp.status();
                 let v: serde_json::Value = resp.json().await.map_err(|e| e.to_string())?;
                 if !status.is_success() || v.get("errors").is_some() {

@@ -308,10 +308,7 @@ impl Weberei {
             }
         }
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Ok(Self {
-            child,
-            addr,
-        })
+        Ok(Self { child, addr })
     }
 
     pub fn pid(&self) -> Result<u32> {

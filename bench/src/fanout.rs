@@ -48,7 +48,8 @@ const VIEWPORT: &str = "subscription($bbox: BboxInput!, $zoom: Float) { \
      viewport(bbox: $bbox, zoom: $zoom) { knoten { id title lat lng } cursor resync heartbeat } }";
 const ZOOM: f64 = 15.0;
 
-type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 #[derive(Default)]
 struct Counters {
@@ -115,7 +116,12 @@ async fn measure(opts: &Opts, ort: &str, server: &Weberei) -> Result<(Vec<Row>, 
     let mut readers = Vec::new();
     for c in clients {
         match c {
-            Ok(ws) => readers.push(tokio::spawn(read_viewport(ws, counters.clone(), recording.clone(), stop_rx.clone()))),
+            Ok(ws) => readers.push(tokio::spawn(read_viewport(
+                ws,
+                counters.clone(),
+                recording.clone(),
+                stop_rx.clone(),
+            ))),
             Err(e) => {
                 if counters.errors.fetch_add(1, Ordering::Relaxed) < 3 {
                     eprintln!("fanout: client failed to open: {e}");
@@ -125,7 +131,10 @@ async fn measure(opts: &Opts, ort: &str, server: &Weberei) -> Result<(Vec<Row>, 
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
     let rss_n = env::rss_kb(pid)?;
-    eprintln!("fanout: {} subscriptions open in {open_secs:.1} s; server RSS {rss0} kB -> {rss_n} kB", readers.len());
+    eprintln!(
+        "fanout: {} subscriptions open in {open_secs:.1} s; server RSS {rss0} kB -> {rss_n} kB",
+        readers.len()
+    );
 
     // The producer: Knoten at a steady rate, commit = the JetStream ack.
     let bus = env::bus(ort, 256 * 1024 * 1024).await?;
@@ -144,7 +153,14 @@ async fn measure(opts: &Opts, ort: &str, server: &Weberei) -> Result<(Vec<Row>, 
             let now = Utc::now();
             let cmd = town::create_knoten(id, i * 7919 + 3, now);
             match bus
-                .execute::<Knoten>(AggregateType::Knoten, id, &cmd, town::meta(format!("bench:fan:{id}")), now, true)
+                .execute::<Knoten>(
+                    AggregateType::Knoten,
+                    id,
+                    &cmd,
+                    town::meta(format!("bench:fan:{id}")),
+                    now,
+                    true,
+                )
                 .await
             {
                 Ok(_) => {
@@ -177,7 +193,12 @@ async fn measure(opts: &Opts, ort: &str, server: &Weberei) -> Result<(Vec<Row>, 
     let mut holders = Vec::new();
     for c in held {
         match c {
-            Ok(ws) => holders.push(tokio::spawn(read_viewport(ws, counters.clone(), recording.clone(), stop_rx.clone()))),
+            Ok(ws) => holders.push(tokio::spawn(read_viewport(
+                ws,
+                counters.clone(),
+                recording.clone(),
+                stop_rx.clone(),
+            ))),
             Err(e) => {
                 if counters.errors.fetch_add(1, Ordering::Relaxed) < 3 {
                     eprintln!("fanout: held client failed to open: {e}");
@@ -203,7 +224,10 @@ async fn measure(opts: &Opts, ort: &str, server: &Weberei) -> Result<(Vec<Row>, 
     let mut first: HashMap<Uuid, Instant> = HashMap::new();
     for s in &seen {
         for (id, at) in &s.arrivals {
-            first.entry(*id).and_modify(|f| *f = (*f).min(*at)).or_insert(*at);
+            first
+                .entry(*id)
+                .and_modify(|f| *f = (*f).min(*at))
+                .or_insert(*at);
         }
     }
     let (mut total_ms, mut tick_ms, mut beyond_ms) = (Vec::new(), Vec::new(), Vec::new());
@@ -290,13 +314,17 @@ where
 
 async fn open_viewport(url: &str, bbox: Value) -> Result<Ws> {
     let mut request = url.into_client_request()?;
-    request
-        .headers_mut()
-        .insert("Sec-WebSocket-Protocol", HeaderValue::from_static("graphql-transport-ws"));
+    request.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        HeaderValue::from_static("graphql-transport-ws"),
+    );
     let step = Duration::from_secs(30);
-    let (mut ws, _) = tokio::time::timeout(step, tokio_tungstenite::connect_async(request)).await??;
-    ws.send(Message::text(json!({ "type": "connection_init", "payload": {} }).to_string()))
-        .await?;
+    let (mut ws, _) =
+        tokio::time::timeout(step, tokio_tungstenite::connect_async(request)).await??;
+    ws.send(Message::text(
+        json!({ "type": "connection_init", "payload": {} }).to_string(),
+    ))
+    .await?;
     loop {
         let msg = tokio::time::timeout(step, ws.next())
             .await?
@@ -315,7 +343,12 @@ async fn open_viewport(url: &str, bbox: Value) -> Result<Ws> {
     Ok(ws)
 }
 
-async fn read_viewport(mut ws: Ws, counters: Arc<Counters>, recording: Arc<std::sync::atomic::AtomicBool>, mut stop: watch::Receiver<bool>) -> Seen {
+async fn read_viewport(
+    mut ws: Ws,
+    counters: Arc<Counters>,
+    recording: Arc<std::sync::atomic::AtomicBool>,
+    mut stop: watch::Receiver<bool>,
+) -> Seen {
     let mut seen = Seen::default();
     loop {
         let frame = tokio::select! {
@@ -361,7 +394,9 @@ async fn read_viewport(mut ws: Ws, counters: Arc<Counters>, recording: Arc<std::
                         }
                     }
                     Some("ping") => {
-                        let _ = ws.send(Message::text(json!({ "type": "pong" }).to_string())).await;
+                        let _ = ws
+                            .send(Message::text(json!({ "type": "pong" }).to_string()))
+                            .await;
                     }
                     Some("pong") => {}
                     _ => {
@@ -406,7 +441,9 @@ async fn baseline(opts: &Opts, sample: &str, rows: &mut [Row]) -> Result<Vec<Row
     tokio::time::timeout(Duration::from_secs(10), lines.next_line())
         .await?
         .map_err(|e| anyhow!("broadcast server: {e}"))?;
-    let pid = child.id().ok_or_else(|| anyhow!("broadcast server exited"))?;
+    let pid = child
+        .id()
+        .ok_or_else(|| anyhow!("broadcast server exited"))?;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let rss0 = env::rss_kb(pid)?;
     let url = format!("ws://{addr}/");

@@ -58,16 +58,38 @@ impl metrics::HistogramFn for LagSink {
 struct LagRecorder;
 
 impl metrics::Recorder for LagRecorder {
-    fn describe_counter(&self, _: metrics::KeyName, _: Option<metrics::Unit>, _: metrics::SharedString) {}
-    fn describe_gauge(&self, _: metrics::KeyName, _: Option<metrics::Unit>, _: metrics::SharedString) {}
-    fn describe_histogram(&self, _: metrics::KeyName, _: Option<metrics::Unit>, _: metrics::SharedString) {}
+    fn describe_counter(
+        &self,
+        _: metrics::KeyName,
+        _: Option<metrics::Unit>,
+        _: metrics::SharedString,
+    ) {
+    }
+    fn describe_gauge(
+        &self,
+        _: metrics::KeyName,
+        _: Option<metrics::Unit>,
+        _: metrics::SharedString,
+    ) {
+    }
+    fn describe_histogram(
+        &self,
+        _: metrics::KeyName,
+        _: Option<metrics::Unit>,
+        _: metrics::SharedString,
+    ) {
+    }
     fn register_counter(&self, _: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Counter {
         metrics::Counter::noop()
     }
     fn register_gauge(&self, _: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Gauge {
         metrics::Gauge::noop()
     }
-    fn register_histogram(&self, key: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Histogram {
+    fn register_histogram(
+        &self,
+        key: &metrics::Key,
+        _: &metrics::Metadata<'_>,
+    ) -> metrics::Histogram {
         if key.name() == "wg_projection_lag_seconds" {
             metrics::Histogram::from_arc(Arc::new(LagSink))
         } else {
@@ -81,7 +103,9 @@ pub fn install_lag_recorder() {
 }
 
 fn take_lag() -> Vec<f64> {
-    LAG.lock().map(|mut v| std::mem::take(&mut *v)).unwrap_or_default()
+    LAG.lock()
+        .map(|mut v| std::mem::take(&mut *v))
+        .unwrap_or_default()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -120,7 +144,9 @@ async fn run_with(opts: &Opts, bus: &Bus, db: &BenchDb) -> Result<Vec<Row>> {
     let e2e_secs = started.elapsed().as_secs_f64();
     let burst_pub = published as f64 / publish_secs;
     let burst_e2e = published as f64 / e2e_secs;
-    eprintln!("ingest: closed loop {burst_pub:.0} events/s published, {burst_e2e:.0} events/s published and projected");
+    eprintln!(
+        "ingest: closed loop {burst_pub:.0} events/s published, {burst_e2e:.0} events/s published and projected"
+    );
     take_lag();
 
     // Paced: a steady rate, the lag it leaves.
@@ -140,7 +166,15 @@ async fn run_with(opts: &Opts, bus: &Bus, db: &BenchDb) -> Result<Vec<Row>> {
         })
     };
     let started = Instant::now();
-    let paced = drive(bus, &counter, &roles, opts.in_flight * 4, opts.paced, Some(opts.rate)).await?;
+    let paced = drive(
+        bus,
+        &counter,
+        &roles,
+        opts.in_flight * 4,
+        opts.paced,
+        Some(opts.rate),
+    )
+    .await?;
     let paced_secs = started.elapsed().as_secs_f64();
     let (cores, machine) = cpu.read()?;
     let others = others.read();
@@ -158,25 +192,60 @@ async fn run_with(opts: &Opts, bus: &Bus, db: &BenchDb) -> Result<Vec<Row>> {
     let rate = opts.rate;
     let secs = opts.paced.as_secs();
     Ok(vec![
-        Row::new(s, "closed loop: published via Bus::execute", burst_pub, "events/s")
-            .baseline(baseline)
-            .note(format!("{} commands in flight; baseline = bare async JetStream publish of the same bytes", opts.in_flight)),
-        Row::new(s, "closed loop: published and projected", burst_e2e, "events/s").baseline(baseline),
-        Row::new(s, format!("paced {rate:.0}/s for {secs} s: published"), sustained, "events/s")
-            .baseline(baseline)
-            .target(Target::at_least(Some(10_000.0 / 60.0), Some(5000.0))),
-        Row::new(s, format!("paced {rate:.0}/s: published and projected"), projected, "events/s")
-            .baseline(baseline)
-            .target(Target::at_least(Some(10_000.0 / 60.0), Some(5000.0)))
-            .note("events of the paced run / (time until the projection consumer had acked all of them)"),
+        Row::new(
+            s,
+            "closed loop: published via Bus::execute",
+            burst_pub,
+            "events/s",
+        )
+        .baseline(baseline)
+        .note(format!(
+            "{} commands in flight; baseline = bare async JetStream publish of the same bytes",
+            opts.in_flight
+        )),
+        Row::new(
+            s,
+            "closed loop: published and projected",
+            burst_e2e,
+            "events/s",
+        )
+        .baseline(baseline),
+        Row::new(
+            s,
+            format!("paced {rate:.0}/s for {secs} s: published"),
+            sustained,
+            "events/s",
+        )
+        .baseline(baseline)
+        .target(Target::at_least(Some(10_000.0 / 60.0), Some(5000.0))),
+        Row::new(
+            s,
+            format!("paced {rate:.0}/s: published and projected"),
+            projected,
+            "events/s",
+        )
+        .baseline(baseline)
+        .target(Target::at_least(Some(10_000.0 / 60.0), Some(5000.0)))
+        .note(
+            "events of the paced run / (time until the projection consumer had acked all of them)",
+        ),
         Row::new(s, "projection lag p50", p50 * 1000.0, "ms"),
         Row::new(s, "projection lag p95", p95 * 1000.0, "ms"),
         Row::new(s, "projection lag p99", p99 * 1000.0, "ms")
             .target(Target::at_most(Some(1000.0), Some(250.0)))
-            .note("JetStream timestamp -> projection transaction committed, as the worker records it"),
-        Row::new(s, "CPU bench process (bus + projector)", cores, "cores")
-            .note(format!("machine busy {machine:.0}% of {} cores during the paced run; {others}", std::thread::available_parallelism().map_or(0, |n| n.get()))),
-        Row::new(s, "RSS bench process (peak)", rss_peak.load(Ordering::Relaxed) as f64 / 1024.0, "MB"),
+            .note(
+                "JetStream timestamp -> projection transaction committed, as the worker records it",
+            ),
+        Row::new(s, "CPU bench process (bus + projector)", cores, "cores").note(format!(
+            "machine busy {machine:.0}% of {} cores during the paced run; {others}",
+            std::thread::available_parallelism().map_or(0, |n| n.get())
+        )),
+        Row::new(
+            s,
+            "RSS bench process (peak)",
+            rss_peak.load(Ordering::Relaxed) as f64 / 1024.0,
+            "MB",
+        ),
     ])
 }
 
@@ -242,13 +311,27 @@ async fn one_command(bus: &Bus, roles: &[Uuid], i: u64) -> Result<()> {
         let knoten = Uuid::new_v4();
         let id = faden_id(rolle, knoten, FadenTyp::Interesse);
         let cmd = town::spin(rolle, knoten, FadenTyp::Interesse, now);
-        bus.execute::<Faden>(AggregateType::Faden, id, &cmd, town::meta(format!("bench:{id}")), now, true)
-            .await?;
+        bus.execute::<Faden>(
+            AggregateType::Faden,
+            id,
+            &cmd,
+            town::meta(format!("bench:{id}")),
+            now,
+            true,
+        )
+        .await?;
     } else {
         let id = Uuid::new_v4();
         let cmd = town::create_knoten(id, i, now);
-        bus.execute::<Knoten>(AggregateType::Knoten, id, &cmd, town::meta(format!("bench:{id}")), now, true)
-            .await?;
+        bus.execute::<Knoten>(
+            AggregateType::Knoten,
+            id,
+            &cmd,
+            town::meta(format!("bench:{id}")),
+            now,
+            true,
+        )
+        .await?;
     }
     Ok(())
 }
@@ -259,8 +342,10 @@ async fn drained(bus: &Bus, timeout: Duration) -> Result<()> {
     let deadline = Instant::now() + timeout;
     let stream = bus.jetstream().get_stream(&name).await?;
     loop {
-        let mut consumer: async_nats::jetstream::consumer::PullConsumer =
-            stream.get_consumer("projection").await.map_err(|e| anyhow!("{e}"))?;
+        let mut consumer: async_nats::jetstream::consumer::PullConsumer = stream
+            .get_consumer("projection")
+            .await
+            .map_err(|e| anyhow!("{e}"))?;
         let info = consumer.info().await?;
         if info.num_pending == 0 && info.num_ack_pending == 0 {
             return Ok(());
@@ -290,8 +375,20 @@ async fn bare_publish(opts: &Opts) -> Result<f64> {
             .into_iter()
             .next()
             .ok_or_else(|| anyhow!("nothing decided"))?;
-        let (env, _) = town::seal(&bus.config().ort, AggregateType::Knoten, id, None, ev, format!("bench:{id}"), now)?;
-        bodies.push((env.subject.clone(), env.meta.msg_id.clone(), serde_json::to_vec(&env)?));
+        let (env, _) = town::seal(
+            &bus.config().ort,
+            AggregateType::Knoten,
+            id,
+            None,
+            ev,
+            format!("bench:{id}"),
+            now,
+        )?;
+        bodies.push((
+            env.subject.clone(),
+            env.meta.msg_id.clone(),
+            serde_json::to_vec(&env)?,
+        ));
     }
     let js = bus.jetstream().clone();
     let started = Instant::now();
@@ -344,7 +441,11 @@ impl ProcCpu {
             return out;
         };
         for entry in dir.flatten() {
-            let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|s| s.parse::<u32>().ok())
+            else {
                 continue;
             };
             let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();

@@ -35,7 +35,10 @@ enum Scenario {
 }
 
 #[derive(Debug, Parser)]
-#[command(name = "weberei-bench", about = "Weberei's benchmarks: figures, same-run baselines, targets")]
+#[command(
+    name = "weberei-bench",
+    about = "Weberei's benchmarks: figures, same-run baselines, targets"
+)]
 struct Cli {
     /// Which scenario (default: all).
     #[arg(value_enum, default_value = "all")]
@@ -86,7 +89,11 @@ async fn run(cli: Cli) -> Result<()> {
         machine["nproc"],
         machine["mem_gib"].as_f64().unwrap_or(0.0),
         machine["cpu"].as_str().unwrap_or(""),
-        if cfg!(debug_assertions) { "debug" } else { "release" },
+        if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        },
     );
     let all = cli.scenario == Scenario::All;
     let mut rows = Vec::new();
@@ -167,7 +174,10 @@ async fn run(cli: Cli) -> Result<()> {
         collect("fanout", fanout::run(&opts).await, &mut rows, &mut failed);
     }
     println!("{}", report::table(&rows));
-    eprintln!("weberei-bench: done in {:.0} s", started.elapsed().as_secs_f64());
+    eprintln!(
+        "weberei-bench: done in {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
     if let Some(path) = &cli.json {
         let doc = serde_json::json!({
             "machine": machine,
@@ -185,7 +195,12 @@ async fn run(cli: Cli) -> Result<()> {
     Ok(())
 }
 
-fn collect(name: &str, result: Result<Vec<report::Row>>, rows: &mut Vec<report::Row>, failed: &mut Vec<String>) {
+fn collect(
+    name: &str,
+    result: Result<Vec<report::Row>>,
+    rows: &mut Vec<report::Row>,
+    failed: &mut Vec<String>,
+) {
     match result {
         Ok(r) => rows.extend(r),
         Err(e) => {

@@ -54,8 +54,15 @@ async fn chain_replay(opts: &Opts, bus: &Bus, db: &DatabaseConnection) -> Result
     // One Knoten with 499 design changes, through the real command path, then projected.
     let id = Uuid::new_v4();
     let now = Utc::now();
-    bus.execute::<Knoten>(AggregateType::Knoten, id, &town::create_knoten(id, 1, now), town::meta(format!("bench:r:{id}:0")), now, true)
-        .await?;
+    bus.execute::<Knoten>(
+        AggregateType::Knoten,
+        id,
+        &town::create_knoten(id, 1, now),
+        town::meta(format!("bench:r:{id}:0")),
+        now,
+        true,
+    )
+    .await?;
     for n in 1..opts.chain {
         let now = Utc::now();
         bus.execute::<Knoten>(
@@ -69,7 +76,11 @@ async fn chain_replay(opts: &Opts, bus: &Bus, db: &DatabaseConnection) -> Result
         .await?;
     }
     let (stop, stop_rx) = watch::channel(false);
-    let worker = workers::ProjectionWorker::new(bus.clone(), workers::Projector::new(db.clone()), Default::default());
+    let worker = workers::ProjectionWorker::new(
+        bus.clone(),
+        workers::Projector::new(db.clone()),
+        Default::default(),
+    );
     let worker = tokio::spawn(worker.run(stop_rx));
     let deadline = Instant::now() + Duration::from_secs(60);
     while archived(db, id).await? < i64::from(opts.chain) {
@@ -99,7 +110,12 @@ async fn chain_replay(opts: &Opts, bus: &Bus, db: &DatabaseConnection) -> Result
         verify(&raw)?;
         from_stream.push(ms(t));
         if texts.len() != opts.chain as usize || raw.len() != opts.chain as usize {
-            return Err(anyhow!("read {} / {} events, wanted {}", texts.len(), raw.len(), opts.chain));
+            return Err(anyhow!(
+                "read {} / {} events, wanted {}",
+                texts.len(),
+                raw.len(),
+                opts.chain
+            ));
         }
     }
     for v in [&mut from_archive, &mut bytes_only, &mut from_stream] {
@@ -110,18 +126,42 @@ async fn chain_replay(opts: &Opts, bus: &Bus, db: &DatabaseConnection) -> Result
     let runs = opts.runs;
     let target = Target::at_most(Some(300.0), Some(10.0));
     Ok(vec![
-        Row::new(s, format!("{n} events from events_archive + verify_chain, p50"), percentile(&from_archive, 50.0), "ms")
-            .baseline(percentile(&bytes_only, 50.0)),
-        Row::new(s, format!("{n} events from events_archive + verify_chain, p95"), percentile(&from_archive, 95.0), "ms")
-            .baseline(percentile(&bytes_only, 95.0))
-            .target(target)
-            .note(format!("{runs} runs; baseline = the same rows fetched as text only (no parse, no hash)")),
-        Row::new(s, format!("{n} events from JetStream + verify_chain, p50"), percentile(&from_stream, 50.0), "ms")
-            .baseline(percentile(&bytes_only, 50.0)),
-        Row::new(s, format!("{n} events from JetStream + verify_chain, p95"), percentile(&from_stream, 95.0), "ms")
-            .baseline(percentile(&bytes_only, 95.0))
-            .target(target)
-            .note("ordered consumer filtered on the aggregate's subject, as bus::Bus::history reads it"),
+        Row::new(
+            s,
+            format!("{n} events from events_archive + verify_chain, p50"),
+            percentile(&from_archive, 50.0),
+            "ms",
+        )
+        .baseline(percentile(&bytes_only, 50.0)),
+        Row::new(
+            s,
+            format!("{n} events from events_archive + verify_chain, p95"),
+            percentile(&from_archive, 95.0),
+            "ms",
+        )
+        .baseline(percentile(&bytes_only, 95.0))
+        .target(target)
+        .note(format!(
+            "{runs} runs; baseline = the same rows fetched as text only (no parse, no hash)"
+        )),
+        Row::new(
+            s,
+            format!("{n} events from JetStream + verify_chain, p50"),
+            percentile(&from_stream, 50.0),
+            "ms",
+        )
+        .baseline(percentile(&bytes_only, 50.0)),
+        Row::new(
+            s,
+            format!("{n} events from JetStream + verify_chain, p95"),
+            percentile(&from_stream, 95.0),
+            "ms",
+        )
+        .baseline(percentile(&bytes_only, 95.0))
+        .target(target)
+        .note(
+            "ordered consumer filtered on the aggregate's subject, as bus::Bus::history reads it",
+        ),
     ])
 }
 
@@ -155,12 +195,18 @@ async fn archive_texts(db: &DatabaseConnection, id: Uuid) -> Result<Vec<String>>
 }
 
 async fn stream_payloads(bus: &Bus, id: Uuid) -> Result<Vec<String>> {
-    let subject = bus.config().ort.aggregate_subject(AggregateType::Knoten, id);
+    let subject = bus
+        .config()
+        .ort
+        .aggregate_subject(AggregateType::Knoten, id);
     let stream = bus
         .jetstream()
         .get_stream(bus.config().ort.stream_name(StreamDomain::Social))
         .await?;
-    let last = stream.get_last_raw_message_by_subject(&subject).await?.sequence;
+    let last = stream
+        .get_last_raw_message_by_subject(&subject)
+        .await?
+        .sequence;
     let consumer = stream
         .create_consumer(OrderedConfig {
             filter_subject: subject,
@@ -224,7 +270,11 @@ async fn rebuild(opts: &Opts, db: &DatabaseConnection) -> Result<Vec<Row>> {
             let report = projector.apply_batch(&batch).await?;
             load_secs += t.elapsed().as_secs_f64();
             if !report.dead.is_empty() {
-                return Err(anyhow!("{} dead letters while loading: {}", report.dead.len(), report.dead[0].detail));
+                return Err(anyhow!(
+                    "{} dead letters while loading: {}",
+                    report.dead.len(),
+                    report.dead[0].detail
+                ));
             }
             batch.clear();
         }
@@ -258,12 +308,22 @@ async fn rebuild(opts: &Opts, db: &DatabaseConnection) -> Result<Vec<Row>> {
     let load = total as f64 / load_secs;
     let s = "replay";
     Ok(vec![
-        Row::new(s, format!("rebuild_from_archive ({applied} events)"), rebuild, "events/s")
-            .baseline(scan)
-            .target(Target::at_least(None, Some(20_000.0)))
-            .note("baseline = reading the same archive pages without applying them"),
-        Row::new(s, "projector apply_batch (500 per batch, archive + projections)", load, "events/s")
-            .baseline(scan)
-            .note("how the archive was filled: the projector's own rate without NATS"),
+        Row::new(
+            s,
+            format!("rebuild_from_archive ({applied} events)"),
+            rebuild,
+            "events/s",
+        )
+        .baseline(scan)
+        .target(Target::at_least(None, Some(20_000.0)))
+        .note("baseline = reading the same archive pages without applying them"),
+        Row::new(
+            s,
+            "projector apply_batch (500 per batch, archive + projections)",
+            load,
+            "events/s",
+        )
+        .baseline(scan)
+        .note("how the archive was filled: the projector's own rate without NATS"),
     ])
 }

@@ -73,7 +73,12 @@ pub struct Row {
 }
 
 impl Row {
-    pub fn new(scenario: &'static str, figure: impl Into<String>, value: f64, unit: &'static str) -> Self {
+    pub fn new(
+        scenario: &'static str,
+        figure: impl Into<String>,
+        value: f64,
+        unit: &'static str,
+    ) -> Self {
         Self {
             scenario,
             figure: figure.into(),
@@ -101,9 +106,7 @@ impl Row {
     }
 
     fn ratio(&self) -> Option<f64> {
-        self.baseline
-            .filter(|b| *b != 0.0)
-            .map(|b| self.value / b)
+        self.baseline.filter(|b| *b != 0.0).map(|b| self.value / b)
     }
 
     fn met(&self) -> (Option<bool>, Option<bool>) {
@@ -170,7 +173,14 @@ fn yes_no(v: Option<bool>) -> &'static str {
 /// The table, as Markdown (so it can go into BENCHMARKS.md as printed).
 pub fn table(rows: &[Row]) -> String {
     let header = [
-        "scenario", "figure", "value", "unit", "baseline", "ratio", "seed gate", "our target",
+        "scenario",
+        "figure",
+        "value",
+        "unit",
+        "baseline",
+        "ratio",
+        "seed gate",
+        "our target",
         "met? (seed/ours)",
     ];
     let mut cells: Vec<[String; 9]> = Vec::new();
