@@ -272,6 +272,8 @@ cmd_test() {
 	else
 		step cargo test --workspace --no-fail-fast
 	fi
+	# The benchmark harness in miniature (seconds, tiny N): it must keep running; no speed is asserted.
+	step cargo run --quiet -p bench -- all --smoke
 	if have python3; then
 		step python3 domain/tests/vectors/check.py domain/tests/vectors/chain-vectors.json
 	fi

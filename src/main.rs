@@ -268,7 +268,13 @@ async fn serve(s: Settings, urls: Urls, roles: Roles) -> Result<()> {
             bus.clone(),
             db.clone(),
             std::sync::Arc::new(workers::SystemClock),
-            workers::JobsConfig::default(),
+            workers::JobsConfig {
+                transitive_delegation: s.ff_transitive_delegation,
+                quorum_percent: s.quorum_percent,
+                active_days: s.active_days,
+                yarn_min_roles: s.yarn_min_roles,
+                ..workers::JobsConfig::default()
+            },
         );
         let rx = stop_rx.clone();
         tasks.push(tokio::spawn(async move { jobs.run(rx).await }));

@@ -96,6 +96,15 @@ pub struct Settings {
     pub ff_transitive_delegation: bool,
     #[arg(long, env = "FF_STRIPE", default_value_t = false, action = clap::ArgAction::Set, global = true)]
     pub ff_stripe: bool,
+    /// Share of a Weberei's active roles that must take part for a decision (percent).
+    #[arg(long, env = "QUORUM_PERCENT", default_value_t = 10, global = true)]
+    pub quorum_percent: u32,
+    /// A role counts as active with any event in this many days.
+    #[arg(long, env = "ACTIVE_DAYS", default_value_t = 30, global = true)]
+    pub active_days: i64,
+    /// Distinct roles whose threads twist a Knoten into yarn.
+    #[arg(long, env = "YARN_MIN_ROLES", default_value_t = 3, global = true)]
+    pub yarn_min_roles: usize,
     /// Seed the demo town at `weberei up` (idempotent).
     #[arg(long, env = "WEBEREI_DEMO", default_value_t = true, action = clap::ArgAction::Set, global = true)]
     pub demo: bool,

@@ -8,9 +8,8 @@
 //! Redis; the guard stops the processes with SIGTERM and deletes the Ort's streams and the
 //! database, also when an assertion fails.
 //!
-//! `measure_viewport_subscribers_per_process` is `#[ignore]`d: it opens 2000 subscriptions and
-//! reports the server's RSS per connection (`cargo test --test viewport_subscriptions -- --ignored
-//! --nocapture`, with `ulimit -n` above 4100).
+//! Memory per subscription and delivery latency are measured by the benchmark harness
+//! (`weberei-bench fanout`, BENCHMARKS.md), not here.
 
 use std::collections::{HashMap, HashSet};
 use std::process::Stdio;
@@ -170,10 +169,6 @@ impl Weberei {
             .unwrap_or_else(|| panic!("register failed: {reg}"))
             .to_owned();
         server
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.as_ref().and_then(Child::id).unwrap()
     }
 
     fn ws_url(&self) -> String {
@@ -822,60 +817,6 @@ async fn bad_viewport_arguments_are_refused_with_validation() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
-}
-
-/// Not a check but a measurement: 2000 (or `VIEWPORT_MEASURE_N`) concurrent viewport subscribers on one process, and the
-/// server's resident memory per connection.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "measurement; run with --ignored --nocapture and ulimit -n >= 4200"]
-async fn measure_viewport_subscribers_per_process() {
-    // VIEWPORT_MEASURE_N overrides the number of subscriptions.
-    let n: usize = std::env::var("VIEWPORT_MEASURE_N")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(2000);
-    let server = Weberei::up(Options {
-        tick_ms: Some(1500),
-        ws_queue: None,
-    })
-    .await;
-    let rss = |pid: u32| -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .unwrap()
-    };
-    // Warm up (allocator, first subscription starts the tick task).
-    let warm = Subscriber::open(&server, weimar_box(), Some(ZOOM), None).await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let before = rss(server.pid());
-    let started = Instant::now();
-    let mut subs = Vec::with_capacity(n);
-    for i in 0..n {
-        // Viewports spread over ~20 km around Weimar: many tiles, some shared.
-        let lat = LAT + 0.01 * ((i % 40) as f64 - 20.0) / 2.0;
-        let lng = LNG + 0.01 * ((i / 40) as f64 - 25.0) / 2.0;
-        subs.push(Subscriber::open(&server, bbox_around(lat, lng, 0.01), Some(ZOOM), None).await);
-    }
-    let opened = started.elapsed();
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let after = rss(server.pid());
-    // All still live: one Knoten in the middle reaches the subscribers whose box holds it.
-    let id = server.create_knoten("Messung", LAT, LNG, json!({})).await;
-    tokio::time::sleep(Duration::from_secs(4)).await;
-    let mut reached = 0;
-    for s in &mut subs {
-        if s.rx.try_recv().is_ok() {
-            reached += 1;
-        }
-    }
-    let _ = (id, warm);
-    let per = (after.saturating_sub(before)) as f64 / n as f64;
-    println!(
-        "MEASURE {n} viewport subscriptions opened in {opened:?}; server VmRSS {before} kB -> {after} kB = {per:.1} kB per connection; {reached} subscribers whose box holds a new Knoten got it"
-    );
 }
 
 /// Everything a map shows changes live: threads, messages, the design area and fading.

@@ -747,3 +747,151 @@ async fn after_the_deadline_votes_are_conflicts_and_the_decision_has_an_audit_th
     );
     s.finish().await;
 }
+
+// ---------------------------------------------------------------------------------------------
+// Subscriptions over graphql-transport-ws
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn subscribe(s: &Server, query: &str, variables: Value) -> Ws {
+    use futures::SinkExt;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::http::HeaderValue;
+    let url = format!("{}/graphql/ws", s.url.replacen("http://", "ws://", 1));
+    let mut request = url.into_client_request().unwrap();
+    request.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        HeaderValue::from_static("graphql-transport-ws"),
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    let send = |v: Value| tokio_tungstenite::tungstenite::Message::text(v.to_string());
+    ws.send(send(json!({"type": "connection_init", "payload": {}})))
+        .await
+        .unwrap();
+    let ack = next_message(&mut ws).await;
+    assert_eq!(ack["type"], "connection_ack", "{ack}");
+    ws.send(send(json!({"id": "1", "type": "subscribe", "payload": {"query": query, "variables": variables}})))
+        .await
+        .unwrap();
+    ws
+}
+
+async fn next_message(ws: &mut Ws) -> Value {
+    use futures::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    loop {
+        let frame = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("no message within 10 s")
+            .expect("socket closed")
+            .unwrap();
+        if let Message::Text(t) = frame {
+            return serde_json::from_str(t.as_str()).unwrap();
+        }
+    }
+}
+
+/// The next `next` payload of subscription "1" that satisfies `want`.
+async fn next_data(ws: &mut Ws, want: impl Fn(&Value) -> bool) -> Value {
+    loop {
+        let m = next_message(ws).await;
+        assert_ne!(m["type"], "error", "{m}");
+        if m["type"] == "next" && want(&m["payload"]["data"]) {
+            return m["payload"]["data"].clone();
+        }
+    }
+}
+
+const WEBRAT: &str = "subscription($b: BboxInput!, $after: String) { webrat(bbox: $b, zoom: 13, after: $after) { changes { antragId kind weberei antrag { title } stimme { vote rolleId } objection { reason } } cursor resync heartbeat } }";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webrat_subscribers_see_changes_in_their_viewport_and_replay_after_a_cursor() {
+    let s = server().await;
+    let (a, a_id) = verified_role(&s, "Anna").await;
+    let mut here = subscribe(&s, WEBRAT, json!({"b": bbox(LAT, LNG)})).await;
+    let mut elsewhere = subscribe(&s, WEBRAT, json!({"b": bbox(48.14, 11.58)})).await;
+    // Let the subscriptions register before the first change.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let id = filed(&s, &a, "a1", "Mehr Bänke", &in_secs(3600)).await;
+    let filed_diff = next_data(&mut here, |d| {
+        d["webrat"]["changes"]
+            .as_array()
+            .is_some_and(|c| !c.is_empty())
+    })
+    .await;
+    let change = &filed_diff["webrat"]["changes"][0];
+    assert_eq!(change["kind"], "FILED", "{filed_diff}");
+    assert_eq!(change["antragId"], id.as_str());
+    assert_eq!(change["antrag"]["title"], "Mehr Bänke");
+    let cursor = filed_diff["webrat"]["cursor"].as_str().unwrap().to_owned();
+
+    let mut one = subscribe(
+        &s,
+        "subscription($id: ID!) { antragChanged(id: $id) { antragId kind stimme { vote } objection { reason } } }",
+        json!({"id": id}),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    vote(&s, &a, "v1", &id, "ENTHALTUNG").await;
+    let voted = next_data(&mut one, |_| true).await;
+    assert_eq!(voted["antragChanged"]["kind"], "VOTE", "{voted}");
+    assert_eq!(voted["antragChanged"]["stimme"]["vote"], "ENTHALTUNG");
+    let live_vote = next_data(&mut here, |d| {
+        d["webrat"]["changes"]
+            .as_array()
+            .is_some_and(|c| !c.is_empty())
+    })
+    .await;
+    assert_eq!(live_vote["webrat"]["changes"][0]["kind"], "VOTE");
+    assert_eq!(
+        live_vote["webrat"]["changes"][0]["stimme"]["rolleId"],
+        a_id.as_str()
+    );
+
+    // A client coming back with the cursor of the FILED diff gets the vote it missed.
+    let mut back = subscribe(&s, WEBRAT, json!({"b": bbox(LAT, LNG), "after": cursor})).await;
+    let replayed = next_data(&mut back, |d| {
+        d["webrat"]["changes"]
+            .as_array()
+            .is_some_and(|c| !c.is_empty())
+    })
+    .await;
+    let kinds: Vec<&Value> = replayed["webrat"]["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| &c["kind"])
+        .collect();
+    assert_eq!(kinds, vec!["VOTE"], "{replayed}");
+
+    // Nothing of this reached the subscriber of another town.
+    let quiet = tokio::time::timeout(Duration::from_millis(800), async {
+        next_data(&mut elsewhere, |d| {
+            d["webrat"]["changes"]
+                .as_array()
+                .is_some_and(|c| !c.is_empty())
+        })
+        .await
+    })
+    .await;
+    assert!(
+        quiet.is_err(),
+        "a change outside the box arrived: {quiet:?}"
+    );
+
+    let unknown = subscribe(
+        &s,
+        "subscription($id: ID!) { antragChanged(id: $id) { kind } }",
+        json!({"id": Uuid::new_v4()}),
+    )
+    .await;
+    let mut unknown = unknown;
+    let err = next_message(&mut unknown).await;
+    assert_eq!(
+        err["payload"]["errors"][0]["extensions"]["code"], "NOT_FOUND",
+        "{err}"
+    );
+    s.finish().await;
+}

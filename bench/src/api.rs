@@ -50,9 +50,13 @@ async fn run_with(opts: &Opts, ort: &str, db: &BenchDb) -> Result<Vec<Row>> {
         t.elapsed().as_secs_f64()
     );
     db.conn.execute_unprepared("ANALYZE").await?;
+    let t = Instant::now();
     let server = Weberei::up(ort, &db.url, 1500).await?;
+    eprintln!("api: weberei up in {:.1} s", t.elapsed().as_secs_f64());
     let result = measure(opts, &server, &db.url).await;
+    let t = Instant::now();
     server.stop().await?;
+    eprintln!("api: weberei stopped in {:.1} s", t.elapsed().as_secs_f64());
     result
 }
 

@@ -36,13 +36,14 @@ pub fn admin_url() -> String {
     )
 }
 
-/// An Ort named like the tests' (`t` + 10 characters), so `testkit-cleanup` removes the streams
-/// of a run that crashed.
+/// An Ort of its own (`bn` + 9 characters). Not named like the tests' Orte on purpose:
+/// `testkit-cleanup` (run by `./dev.sh test`, maybe in parallel) would delete a running
+/// benchmark's streams. Every scenario deletes its streams when it ends.
 pub fn unique_ort() -> String {
     const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
     let mut rng = rand::rng();
-    let mut ort = String::from("t");
-    for _ in 0..10 {
+    let mut ort = String::from("bn");
+    for _ in 0..9 {
         ort.push(char::from(ALPHABET[rng.random_range(0..ALPHABET.len())]));
     }
     ort
@@ -54,8 +55,8 @@ pub fn free_port() -> Result<u16> {
         .port())
 }
 
-/// A migrated database of its own (`wg_test_<uuid>`, so `testkit-cleanup` removes it after a
-/// crash). `drop_db` at the end.
+/// A migrated database of its own (`wg_bench_<uuid>`; not `wg_test_`, which `testkit-cleanup`
+/// drops). `drop_db` at the end.
 pub struct BenchDb {
     pub url: String,
     name: String,
@@ -65,7 +66,7 @@ pub struct BenchDb {
 impl BenchDb {
     pub async fn create(pool: u32) -> Result<Self> {
         let admin = admin_url();
-        let name = format!("wg_test_{}", uuid::Uuid::new_v4().simple());
+        let name = format!("wg_bench_{}", uuid::Uuid::new_v4().simple());
         let admin_conn = Database::connect(&admin)
             .await
             .with_context(|| format!("connecting to {admin}"))?;

@@ -489,8 +489,7 @@ async fn anträge_past_their_deadline_while_the_worker_was_down_are_decided_once
         assert_eq!(
             w.count(&format!(
                 "SELECT count(*) FROM events_archive WHERE aggregate_id = '{antrag}' \
-                 AND type = 'AntragEntschieden' AND msg_id = 'entscheidung:{antrag}#1' OR \
-                 aggregate_id = '{antrag}' AND type = 'AntragEntschieden' AND msg_id = 'entscheidung:{antrag}'"
+                 AND type = 'AntragEntschieden' AND msg_id LIKE 'entscheidung:{antrag}%'"
             ))
             .await,
             1
@@ -579,15 +578,17 @@ async fn a_delegator_who_did_not_vote_counts_with_the_delegates_vote_and_a_direc
 
     w.clock.set(deadline + hours(1));
     let reports = w.restart_jobs().await;
+    // The running worker's own scans are not in the reports: each at most once here.
     let total = sum(&reports);
-    assert_eq!(
-        (
-            total.antraege_decided,
-            total.delegations_expired,
-            total.failed
-        ),
-        (1, 1, 0),
+    assert_eq!(total.failed, 0, "{reports:?}");
+    assert!(
+        total.antraege_decided <= 1 && total.delegations_expired <= 1,
         "{reports:?}"
+    );
+    assert_eq!(
+        w.in_stream(AggregateType::Antrag, antrag, "AntragEntschieden")
+            .await,
+        1
     );
 
     // 4 voices (3 direct, Carl's delegated) of 6 active roles; 3 ja beat 1 nein.
@@ -667,11 +668,8 @@ async fn a_delegation_past_its_valid_until_is_recorded_as_expired_exactly_once()
     w.clock.set(t0 + days(3));
     let reports = w.restart_jobs().await;
     let total = sum(&reports);
-    assert_eq!(
-        (total.delegations_expired, total.failed),
-        (1, 0),
-        "{reports:?}"
-    );
+    assert_eq!(total.failed, 0, "{reports:?}");
+    assert!(total.delegations_expired <= 1, "{reports:?}");
     let chain = delegation_id(anna);
     assert_eq!(
         w.in_stream(AggregateType::Delegation, chain, "DelegationAbgelaufen")

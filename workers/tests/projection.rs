@@ -280,6 +280,28 @@ async fn a_worker_killed_between_batches_resumes_to_the_state_of_a_clean_rebuild
         w.create(n).await;
     }
     w.wait_for("SELECT count(*) FROM knoten", 30).await;
+    // "Between batches": the last batch is acknowledged too (rows commit before the ack; a kill
+    // in that gap is redelivered only after ack_wait, 60 s).
+    let stream = w
+        .bus
+        .jetstream()
+        .get_stream(w.bus.config().ort.stream_name(StreamDomain::Social))
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let mut consumer: async_nats::jetstream::consumer::PullConsumer =
+            stream.get_consumer("projection").await.unwrap();
+        let info = consumer.info().await.unwrap();
+        if info.num_ack_pending == 0 && info.num_pending == 0 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the worker never acknowledged its last batch"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     task.abort();
     let _ = task.await;
     for n in 30..60 {

@@ -133,14 +133,19 @@ impl Projector {
         )
         .await?;
         let mut applied = 0u64;
-        let mut after: (String, i64) = (String::new(), -1);
+        // One cursor over the archive in stream order: sorted once, read in pages (a keyset
+        // query per page would sort the whole archive again for every page).
+        txn.execute_unprepared(
+            "DECLARE wg_rebuild NO SCROLL CURSOR FOR \
+             SELECT stream, stream_seq, subject, envelope::text AS envelope FROM events_archive \
+             ORDER BY stream, stream_seq",
+        )
+        .await?;
         loop {
             let rows = txn
-                .query_all(Statement::from_sql_and_values(
+                .query_all(Statement::from_string(
                     DbBackend::Postgres,
-                    "SELECT stream, stream_seq, subject, envelope::text AS envelope FROM events_archive \
-                     WHERE (stream, stream_seq) > ($1, $2) ORDER BY stream, stream_seq LIMIT 2000",
-                    [after.0.clone().into(), after.1.into()],
+                    "FETCH 2000 FROM wg_rebuild",
                 ))
                 .await?;
             if rows.is_empty() {
@@ -152,7 +157,6 @@ impl Projector {
                 let seq: i64 = row.try_get("", "stream_seq")?;
                 let subject: String = row.try_get("", "subject")?;
                 let envelope: String = row.try_get("", "envelope")?;
-                after = (stream.clone(), seq);
                 batch.push(Incoming {
                     stream,
                     seq: seq as u64,
@@ -164,6 +168,7 @@ impl Projector {
             let report = apply_all(&txn, &batch, false).await?;
             applied += report.applied as u64;
         }
+        txn.execute_unprepared("CLOSE wg_rebuild").await?;
         governance::after_rebuild(&txn).await?;
         txn.commit().await?;
         Ok(applied)
@@ -209,7 +214,23 @@ async fn apply_all(
     };
     let mut advanced: HashMap<Uuid, (String, String, String, i64, String, i64)> = HashMap::new();
     let mut activity = governance::Activity::default();
+    // Msg ids already archived for other events (a retried command after the dedup window).
+    let mut taken: HashSet<String> = if archive {
+        load_taken_msg_ids(
+            txn,
+            &parsed
+                .iter()
+                .filter_map(|p| p.as_ref().ok().map(|(e, _, _)| e.meta.msg_id.clone()))
+                .collect::<Vec<_>>(),
+        )
+        .await?
+    } else {
+        HashSet::new()
+    };
 
+    // First pass, in memory: each event's verdict in stream order (chain links against the
+    // heads as this batch advances them, msg ids against the archive and the batch).
+    let mut to_apply: Vec<(&Incoming, Box<Envelope>, String)> = Vec::with_capacity(batch.len());
     for (incoming, parsed) in batch.iter().zip(parsed) {
         let verdict = match parsed {
             Err((reason, detail)) => Verdict::Dead(reason, detail),
@@ -234,20 +255,11 @@ async fn apply_all(
                     detail,
                 });
             }
-            Verdict::Apply(env, raw, hash) => {
-                if archive && !insert_archive(txn, incoming, &env, &raw, &hash).await? {
-                    report.dead.push(DeadLetter {
-                        incoming: incoming.clone(),
-                        reason: "duplicate_msg_id",
-                        detail: format!(
-                            "msg_id {} belongs to another archived event",
-                            env.meta.msg_id
-                        ),
-                    });
+            Verdict::Apply(env, _raw, hash) => {
+                if archive && !taken.insert(env.meta.msg_id.clone()) {
+                    report.dead.push(duplicate_msg_id(incoming, &env));
                     continue;
                 }
-                project(txn, &env, &mut keys).await?;
-                activity.saw(&env);
                 seen.insert(env.id.to_string());
                 let count = advanced.get(&env.aggregate_id).map(|a| a.5).unwrap_or(0) + 1;
                 heads.insert(
@@ -260,32 +272,116 @@ async fn apply_all(
                     env.aggregate_id,
                     (
                         env.aggregate_type.as_str().to_owned(),
-                        hash,
+                        hash.clone(),
                         env.id.to_string(),
                         incoming.seq as i64,
                         incoming.stream.clone(),
                         count,
                     ),
                 );
-                metrics::counter!("wg_events_total", "type" => env.event_type.clone()).increment(1);
-                report.applied += 1;
+                to_apply.push((incoming, env, hash));
             }
         }
     }
-    activity.flush(txn).await?;
-    for (id, (aggregate_type, hash, event_id, seq, stream, count)) in advanced {
-        txn.execute(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            "INSERT INTO aggregate_heads (aggregate_id, aggregate_type, last_hash, last_event_id, last_seq, stream, event_count, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, now()) \
-             ON CONFLICT (aggregate_id) DO UPDATE SET last_hash = EXCLUDED.last_hash, last_event_id = EXCLUDED.last_event_id, \
-             last_seq = EXCLUDED.last_seq, stream = EXCLUDED.stream, \
-             event_count = aggregate_heads.event_count + EXCLUDED.event_count, updated_at = now()",
-            [id.into(), aggregate_type.into(), hash.into(), event_id.into(), seq.into(), stream.into(), count.into()],
-        ))
-        .await?;
+
+    // The archive in two statements for the whole batch (keys first: a msg id another
+    // transaction archived meanwhile is caught before the archive rows are written).
+    if archive && !to_apply.is_empty() {
+        let inserted = insert_archive(txn, &to_apply).await?;
+        if inserted != to_apply.len() as u64 {
+            if let [(incoming, env, _)] = to_apply.as_slice() {
+                report.dead.push(duplicate_msg_id(incoming, env));
+                return Ok(report);
+            }
+            // A concurrent writer took one of the msg ids: the caller retries event by event.
+            return Err(DbErr::Custom(format!(
+                "{} of {} msg ids were archived concurrently",
+                to_apply.len() as u64 - inserted,
+                to_apply.len()
+            )));
+        }
     }
+
+    // Second pass: the read model, in stream order. Rows that commute (new Knoten, spun
+    // Fäden) are gathered into one multi-row statement per table, flushed before any other
+    // event so that every event still sees the effects of the ones before it.
+    let mut pending = social::Pending::default();
+    for (_, env, _) in &to_apply {
+        match env.known_type() {
+            Some(t) if social::Pending::takes(t) => pending.push(txn, env, t).await?,
+            _ => {
+                pending.flush(txn).await?;
+                project(txn, env, &mut keys).await?;
+            }
+        }
+        activity.saw(env);
+        metrics::counter!("wg_events_total", "type" => env.event_type.clone()).increment(1);
+        report.applied += 1;
+    }
+    pending.flush(txn).await?;
+    activity.flush(txn).await?;
+    upsert_heads(txn, advanced).await?;
     Ok(report)
+}
+
+fn duplicate_msg_id(incoming: &Incoming, env: &Envelope) -> DeadLetter {
+    DeadLetter {
+        incoming: incoming.clone(),
+        reason: "duplicate_msg_id",
+        detail: format!(
+            "msg_id {} belongs to another archived event",
+            env.meta.msg_id
+        ),
+    }
+}
+
+/// Every head the batch advanced, in one statement.
+async fn upsert_heads(
+    txn: &DatabaseTransaction,
+    advanced: HashMap<Uuid, (String, String, String, i64, String, i64)>,
+) -> Result<(), DbErr> {
+    if advanced.is_empty() {
+        return Ok(());
+    }
+    let n = advanced.len();
+    let (mut ids, mut types, mut hashes, mut events, mut seqs, mut streams, mut counts) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    for (id, (aggregate_type, hash, event_id, seq, stream, count)) in advanced {
+        ids.push(id);
+        types.push(aggregate_type);
+        hashes.push(hash);
+        events.push(event_id);
+        seqs.push(seq);
+        streams.push(stream);
+        counts.push(count);
+    }
+    txn.execute(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        "INSERT INTO aggregate_heads (aggregate_id, aggregate_type, last_hash, last_event_id, last_seq, stream, event_count, updated_at) \
+         SELECT id, t, h, e, s, st, c, now() \
+         FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::int8[], $6::text[], $7::int8[]) AS x(id, t, h, e, s, st, c) \
+         ON CONFLICT (aggregate_id) DO UPDATE SET last_hash = EXCLUDED.last_hash, last_event_id = EXCLUDED.last_event_id, \
+         last_seq = EXCLUDED.last_seq, stream = EXCLUDED.stream, \
+         event_count = aggregate_heads.event_count + EXCLUDED.event_count, updated_at = now()",
+        [
+            ids.into(),
+            types.into(),
+            hashes.into(),
+            events.into(),
+            seqs.into(),
+            streams.into(),
+            counts.into(),
+        ],
+    ))
+    .await?;
+    Ok(())
 }
 
 type Parsed = Result<(Envelope, Value, String), (&'static str, String)>;
@@ -349,47 +445,101 @@ async fn load_archived(
     rows.iter().map(|r| r.try_get::<String>("", "id")).collect()
 }
 
-/// Archive the event (keys first: a duplicate msg id is caught before the archive row).
-/// Returns false if the msg id is already taken by another event.
+/// Msg ids of `msg_ids` that the archive already holds.
+async fn load_taken_msg_ids(
+    txn: &DatabaseTransaction,
+    msg_ids: &[String],
+) -> Result<HashSet<String>, DbErr> {
+    if msg_ids.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let rows = txn
+        .query_all(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT msg_id FROM events_archive_keys WHERE msg_id = ANY($1)",
+            [msg_ids.to_vec().into()],
+        ))
+        .await?;
+    rows.iter()
+        .map(|r| r.try_get::<String>("", "msg_id"))
+        .collect()
+}
+
+/// Archive the events: their key rows in one statement, then (only if every key went in)
+/// their archive rows in another. Returns how many key rows were inserted; fewer than
+/// `events` means a msg id was taken meanwhile and nothing was archived.
 async fn insert_archive(
     txn: &DatabaseTransaction,
-    incoming: &Incoming,
-    env: &Envelope,
-    raw: &Value,
-    hash: &str,
-) -> Result<bool, DbErr> {
+    events: &[(&Incoming, Box<Envelope>, String)],
+) -> Result<u64, DbErr> {
+    let n = events.len();
+    let ids: Vec<String> = events.iter().map(|(_, e, _)| e.id.to_string()).collect();
+    let msg_ids: Vec<String> = events
+        .iter()
+        .map(|(_, e, _)| e.meta.msg_id.clone())
+        .collect();
+    let ts: Vec<DateTime<Utc>> = events.iter().map(|(_, e, _)| e.ts).collect();
     let inserted = txn
         .execute(Statement::from_sql_and_values(
             DbBackend::Postgres,
-            "INSERT INTO events_archive_keys (id, msg_id, ts) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-            [env.id.to_string().into(), env.meta.msg_id.clone().into(), env.ts.into()],
+            "INSERT INTO events_archive_keys (id, msg_id, ts) \
+             SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[]) ON CONFLICT DO NOTHING",
+            [ids.clone().into(), msg_ids.clone().into(), ts.clone().into()],
         ))
-        .await?;
-    if inserted.rows_affected() == 0 {
-        return Ok(false);
+        .await?
+        .rows_affected();
+    if inserted != n as u64 {
+        return Ok(inserted);
+    }
+    let mut types = Vec::with_capacity(n);
+    let mut versions = Vec::with_capacity(n);
+    let mut aggregates = Vec::with_capacity(n);
+    let mut aggregate_types = Vec::with_capacity(n);
+    let mut prev = Vec::with_capacity(n);
+    let mut hashes = Vec::with_capacity(n);
+    let mut subjects = Vec::with_capacity(n);
+    let mut streams = Vec::with_capacity(n);
+    let mut seqs = Vec::with_capacity(n);
+    let mut envelopes = Vec::with_capacity(n);
+    for (incoming, env, hash) in events {
+        types.push(env.event_type.clone());
+        versions.push(env.version as i32);
+        aggregates.push(env.aggregate_id);
+        aggregate_types.push(env.aggregate_type.as_str().to_owned());
+        // Arrays carry no NULLs here: '' stands for "no previous event" (a hash is never empty).
+        prev.push(env.prev_hash.clone().unwrap_or_default());
+        hashes.push(hash.clone());
+        subjects.push(incoming.subject.clone());
+        streams.push(incoming.stream.clone());
+        seqs.push(incoming.seq as i64);
+        // The JSON as received (it parsed, so it is UTF-8).
+        envelopes.push(String::from_utf8_lossy(&incoming.payload).into_owned());
     }
     txn.execute(Statement::from_sql_and_values(
         DbBackend::Postgres,
         "INSERT INTO events_archive (id, msg_id, type, version, aggregate_id, aggregate_type, prev_hash, hash, ts, subject, stream, stream_seq, envelope) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+         SELECT id, m, t, v, a, at, NULLIF(p, ''), h, ts, s, st, q, e::jsonb \
+         FROM unnest($1::text[], $2::text[], $3::text[], $4::int4[], $5::uuid[], $6::text[], $7::text[], $8::text[], \
+                     $9::timestamptz[], $10::text[], $11::text[], $12::int8[], $13::text[]) \
+              AS x(id, m, t, v, a, at, p, h, ts, s, st, q, e)",
         [
-            env.id.to_string().into(),
-            env.meta.msg_id.clone().into(),
-            env.event_type.clone().into(),
-            (env.version as i32).into(),
-            env.aggregate_id.into(),
-            env.aggregate_type.as_str().into(),
-            env.prev_hash.clone().into(),
-            hash.into(),
-            env.ts.into(),
-            incoming.subject.clone().into(),
-            incoming.stream.clone().into(),
-            (incoming.seq as i64).into(),
-            raw.clone().into(),
+            ids.into(),
+            msg_ids.into(),
+            types.into(),
+            versions.into(),
+            aggregates.into(),
+            aggregate_types.into(),
+            prev.into(),
+            hashes.into(),
+            ts.into(),
+            subjects.into(),
+            streams.into(),
+            seqs.into(),
+            envelopes.into(),
         ],
     ))
     .await?;
-    Ok(true)
+    Ok(inserted)
 }
 
 /// Update the read model for one event. Unknown or not-yet-projected types only advance the

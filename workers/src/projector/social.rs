@@ -339,3 +339,155 @@ pub(super) async fn project(
         _ => Ok(()),
     }
 }
+
+/// New Knoten and spun Fäden of a batch, gathered into one multi-row statement per table.
+/// Both commute with each other; the projector flushes before any other event, so every event
+/// still sees the effects of those before it. The same row twice flushes first (one
+/// `INSERT ... ON CONFLICT DO UPDATE` may not touch a row twice).
+#[derive(Default)]
+pub(super) struct Pending {
+    knoten: KnotenRows,
+    faeden: FadenRows,
+}
+
+#[derive(Default)]
+struct KnotenRows {
+    ids: Vec<Uuid>,
+    typ: Vec<String>,
+    title: Vec<String>,
+    content: Vec<String>,
+    lng: Vec<f64>,
+    lat: Vec<f64>,
+    h3: Vec<i64>,
+    /// '' for a system actor (arrays carry no NULLs here).
+    created_by: Vec<String>,
+    ts: Vec<chrono::DateTime<chrono::Utc>>,
+    expires_at: Vec<chrono::DateTime<chrono::Utc>>,
+    seen: std::collections::HashSet<Uuid>,
+}
+
+#[derive(Default)]
+struct FadenRows {
+    ids: Vec<Uuid>,
+    from_rolle: Vec<Uuid>,
+    to_knoten: Vec<Uuid>,
+    typ: Vec<String>,
+    ts: Vec<chrono::DateTime<chrono::Utc>>,
+    expires_at: Vec<chrono::DateTime<chrono::Utc>>,
+    seen: std::collections::HashSet<Uuid>,
+}
+
+impl Pending {
+    /// Whether events of type `t` go through [`Pending::push`] instead of [`project`].
+    pub(super) fn takes(t: EventType) -> bool {
+        matches!(t, EventType::KnotenGeknuepft | EventType::FadenGesponnen)
+    }
+
+    /// Gather one event of a type for which [`Pending::takes`] is true.
+    pub(super) async fn push(
+        &mut self,
+        txn: &DatabaseTransaction,
+        env: &Envelope,
+        t: EventType,
+    ) -> Result<(), DbErr> {
+        let id = env.aggregate_id;
+        match t {
+            EventType::KnotenGeknuepft => {
+                let p: KnotenGeknuepft = decode(env)?;
+                let cell = cell(&p.h3, "KnotenGeknuepft")?;
+                if self.knoten.seen.contains(&id) {
+                    self.flush(txn).await?;
+                }
+                let k = &mut self.knoten;
+                k.seen.insert(id);
+                k.ids.push(id);
+                k.typ.push(p.typ.as_str().to_owned());
+                k.title.push(p.title);
+                k.content.push(p.content.to_string());
+                k.lng.push(p.lng);
+                k.lat.push(p.lat);
+                k.h3.push(domain::geo::cell_to_i64(cell));
+                k.created_by.push(match env.meta.actor {
+                    domain::Actor::Rolle(id) => id.to_string(),
+                    domain::Actor::System => String::new(),
+                });
+                k.ts.push(env.ts);
+                k.expires_at.push(p.expires_at);
+            }
+            EventType::FadenGesponnen => {
+                let p: FadenGesponnen = decode(env)?;
+                if self.faeden.seen.contains(&id) {
+                    self.flush(txn).await?;
+                }
+                let f = &mut self.faeden;
+                f.seen.insert(id);
+                f.ids.push(id);
+                f.from_rolle.push(p.from_rolle);
+                f.to_knoten.push(p.to_knoten);
+                f.typ.push(p.typ.as_str().to_owned());
+                f.ts.push(env.ts);
+                f.expires_at.push(p.expires_at);
+            }
+            other => {
+                return Err(DbErr::Custom(format!(
+                    "{} is not gathered into batches",
+                    other.as_str()
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Write what was gathered (one statement per table) and start over.
+    pub(super) async fn flush(&mut self, txn: &DatabaseTransaction) -> Result<(), DbErr> {
+        let k = std::mem::take(&mut self.knoten);
+        if !k.ids.is_empty() {
+            // Same statement as the single-row arm in `project`, over arrays.
+            exec(
+                txn,
+                "INSERT INTO knoten (id, typ, title, content, point, h3, created_by, created_at, expires_at, is_yarn, design_version, updated_at) \
+                 SELECT id, typ::knoten_typ, title, content::jsonb, ST_SetSRID(ST_MakePoint(lng, lat), 4326)::geography, h3, \
+                        NULLIF(created_by, '')::uuid, ts, expires_at, false, 0, ts \
+                 FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::float8[], $6::float8[], $7::int8[], \
+                             $8::text[], $9::timestamptz[], $10::timestamptz[]) \
+                      AS x(id, typ, title, content, lng, lat, h3, created_by, ts, expires_at) \
+                 ON CONFLICT (id) DO NOTHING",
+                [
+                    k.ids.into(),
+                    k.typ.into(),
+                    k.title.into(),
+                    k.content.into(),
+                    k.lng.into(),
+                    k.lat.into(),
+                    k.h3.into(),
+                    k.created_by.into(),
+                    k.ts.into(),
+                    k.expires_at.into(),
+                ],
+            )
+            .await?;
+        }
+        let f = std::mem::take(&mut self.faeden);
+        if !f.ids.is_empty() {
+            exec(
+                txn,
+                "INSERT INTO faeden (id, from_rolle, to_knoten, typ, created_at, expires_at, is_yarn) \
+                 SELECT id, from_rolle, to_knoten, typ::faden_typ, ts, expires_at, false \
+                 FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::timestamptz[], $6::timestamptz[]) \
+                      AS x(id, from_rolle, to_knoten, typ, ts, expires_at) \
+                 ON CONFLICT (id) DO UPDATE SET expires_at = EXCLUDED.expires_at, \
+                     renewed_at = EXCLUDED.created_at, decayed_at = NULL",
+                [
+                    f.ids.into(),
+                    f.from_rolle.into(),
+                    f.to_knoten.into(),
+                    f.typ.into(),
+                    f.ts.into(),
+                    f.expires_at.into(),
+                ],
+            )
+            .await?;
+        }
+        Ok(())
+    }
+}
