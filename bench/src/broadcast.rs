@@ -10,6 +10,7 @@ use anyhow::{Result, anyhow};
 use futures::{SinkExt, StreamExt};
 use tokio::net::TcpListener;
 use tokio::sync::broadcast;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
 pub async fn serve(spec: &str) -> Result<()> {
@@ -38,7 +39,12 @@ pub async fn serve(spec: &str) -> Result<()> {
         let (stream, _) = listener.accept().await?;
         let mut rx = tx.subscribe();
         tokio::spawn(async move {
-            let Ok(ws) = tokio_tungstenite::accept_async(stream).await else {
+            // The same small buffers as the API's WebSocket (api/src/http.rs).
+            let config = WebSocketConfig::default()
+                .read_buffer_size(8 * 1024)
+                .write_buffer_size(8 * 1024);
+            let Ok(ws) = tokio_tungstenite::accept_async_with_config(stream, Some(config)).await
+            else {
                 return;
             };
             let (mut sink, mut source) = ws.split();

@@ -61,6 +61,12 @@ struct Cli {
     /// ingest: seconds of the paced run.
     #[arg(long, default_value_t = 60)]
     seconds: u64,
+    /// api: request rate in requests/s.
+    #[arg(long, default_value_t = 500.0)]
+    api_rate: f64,
+    /// api: seconds of the open-loop run.
+    #[arg(long, default_value_t = 30)]
+    api_seconds: u64,
     /// fanout: the API's viewport tick in ms (production: 1500).
     #[arg(long, default_value_t = 1500)]
     tick_ms: u64,
@@ -147,8 +153,8 @@ async fn run(cli: Cli) -> Result<()> {
             api::Opts {
                 knoten: 10_000,
                 faeden: 30_000,
-                rate: 500.0,
-                duration: Duration::from_secs(30),
+                rate: cli.api_rate,
+                duration: Duration::from_secs(cli.api_seconds),
             }
         };
         collect("api", api::run(&opts).await, &mut rows, &mut failed);
