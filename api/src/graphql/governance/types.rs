@@ -1,0 +1,683 @@
+//! GraphQL enums and object types of the Webrat, with their conversions and row mapping.
+
+use async_graphql::dataloader::DataLoader;
+use async_graphql::{ComplexObject, Context, Enum, ID, Json, Result, SimpleObject, Union};
+use chrono::{DateTime, Utc};
+use domain::events::{AntragGestellt, FlagTargetKind, Vote};
+use domain::governance::Tally;
+use sea_orm::QueryResult;
+use uuid::Uuid;
+
+use crate::error::ApiError;
+use crate::graphql::knoten::{KnotenNode, load_knoten};
+use crate::graphql::rolle::{RolleNode, load_rolle, parse_id};
+use crate::graphql::social::NachrichtNode;
+
+use super::loaders::{AntragLoader, VerificationLoader};
+
+// ---------------------------------------------------------------------------------------------
+// Enums
+
+/// A vote on an Antrag.
+#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+#[graphql(name = "Vote")]
+pub enum VoteGql {
+    /// For the Antrag.
+    Ja,
+    /// Against the Antrag.
+    Nein,
+    /// Abstention: counts for the quorum only, never for or against.
+    Enthaltung,
+}
+
+impl From<VoteGql> for Vote {
+    fn from(v: VoteGql) -> Self {
+        match v {
+            VoteGql::Ja => Self::Ja,
+            VoteGql::Nein => Self::Nein,
+            VoteGql::Enthaltung => Self::Enthaltung,
+        }
+    }
+}
+
+impl From<Vote> for VoteGql {
+    fn from(v: Vote) -> Self {
+        match v {
+            Vote::Ja => Self::Ja,
+            Vote::Nein => Self::Nein,
+            Vote::Enthaltung => Self::Enthaltung,
+        }
+    }
+}
+
+pub(super) fn parse_vote(s: &str) -> Result<Vote, sea_orm::DbErr> {
+    match s {
+        "ja" => Ok(Vote::Ja),
+        "nein" => Ok(Vote::Nein),
+        "enthaltung" => Ok(Vote::Enthaltung),
+        other => Err(sea_orm::DbErr::Custom(format!("unknown vote {other:?}"))),
+    }
+}
+
+/// Where an Antrag stands.
+#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+#[graphql(name = "AntragStatus")]
+pub enum AntragStatusGql {
+    /// Takes votes and objections until its decision deadline.
+    Offen,
+    /// Decided: quorum reached and more ja than nein.
+    Angenommen,
+    /// Decided: quorum reached and not more ja than nein (a tie is rejected).
+    Abgelehnt,
+    /// Decided: participation stayed below the quorum.
+    QuorumVerfehlt,
+}
+
+impl AntragStatusGql {
+    pub(super) fn as_db(self) -> &'static str {
+        match self {
+            Self::Offen => "offen",
+            Self::Angenommen => "angenommen",
+            Self::Abgelehnt => "abgelehnt",
+            Self::QuorumVerfehlt => "quorum_verfehlt",
+        }
+    }
+
+    fn from_db(s: &str) -> Self {
+        match s {
+            "angenommen" => Self::Angenommen,
+            "abgelehnt" => Self::Abgelehnt,
+            "quorum_verfehlt" => Self::QuorumVerfehlt,
+            _ => Self::Offen,
+        }
+    }
+
+    pub(super) fn to_domain(self) -> Option<domain::events::AntragStatus> {
+        use domain::events::AntragStatus as S;
+        match self {
+            Self::Offen => None,
+            Self::Angenommen => Some(S::Angenommen),
+            Self::Abgelehnt => Some(S::Abgelehnt),
+            Self::QuorumVerfehlt => Some(S::QuorumVerfehlt),
+        }
+    }
+}
+
+/// How a moderation decision ended.
+#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+#[graphql(name = "FlagOutcome")]
+pub enum FlagOutcomeGql {
+    /// The content stays visible.
+    Kept,
+    /// The content disappears from queries and the live map (it stays in the archive).
+    Hidden,
+}
+
+impl From<FlagOutcomeGql> for domain::events::FlagOutcome {
+    fn from(o: FlagOutcomeGql) -> Self {
+        match o {
+            FlagOutcomeGql::Kept => Self::Kept,
+            FlagOutcomeGql::Hidden => Self::Hidden,
+        }
+    }
+}
+
+pub(super) fn parse_outcome(s: &str) -> Option<FlagOutcomeGql> {
+    match s {
+        "kept" => Some(FlagOutcomeGql::Kept),
+        "hidden" => Some(FlagOutcomeGql::Hidden),
+        _ => None,
+    }
+}
+
+/// What kind of content a flag is about.
+#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+#[graphql(name = "FlagTargetKind")]
+pub enum FlagTargetKindGql {
+    /// A Knoten on the map (its title and design area).
+    Knoten,
+    /// A message in a Knoten's room.
+    Nachricht,
+    /// An Antrag in the Webrat.
+    Antrag,
+    /// A role (its name).
+    Rolle,
+}
+
+impl From<FlagTargetKindGql> for FlagTargetKind {
+    fn from(k: FlagTargetKindGql) -> Self {
+        match k {
+            FlagTargetKindGql::Knoten => Self::Knoten,
+            FlagTargetKindGql::Nachricht => Self::Nachricht,
+            FlagTargetKindGql::Antrag => Self::Antrag,
+            FlagTargetKindGql::Rolle => Self::Rolle,
+        }
+    }
+}
+
+pub(super) fn parse_target_kind(s: &str) -> FlagTargetKindGql {
+    match s {
+        "nachricht" => FlagTargetKindGql::Nachricht,
+        "antrag" => FlagTargetKindGql::Antrag,
+        "rolle" => FlagTargetKindGql::Rolle,
+        _ => FlagTargetKindGql::Knoten,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Anträge
+
+/// The numbers of a recorded decision (from the projection).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Recorded {
+    pub(super) ja: u64,
+    pub(super) nein: u64,
+    pub(super) enthaltung: u64,
+    pub(super) participation: u64,
+    pub(super) active_roles: u64,
+    pub(super) quorum_percent: u32,
+}
+
+/// A proposal in a Weberei: verified roles object and vote until its decision deadline; then
+/// the jobs worker decides it (quorum, then ja > nein).
+#[derive(SimpleObject, Clone, Debug)]
+#[graphql(name = "Antrag", complex)]
+pub struct AntragNode {
+    /// Stable id (UUID).
+    pub id: ID,
+    /// Title, 1 to 200 characters.
+    pub title: String,
+    /// Structured content (a JSON object, at most 16 KiB).
+    pub content: Json<serde_json::Value>,
+    /// The Weberei it belongs to: H3 cell at resolution 7, hex (the filer's home Weberei).
+    pub weberei: String,
+    /// Latitude of the Weberei cell's centre (where the Webrat panel places it).
+    pub weberei_lat: f64,
+    /// Longitude of the Weberei cell's centre.
+    pub weberei_lng: f64,
+    /// OFFEN until decided, then how it was decided.
+    pub status: AntragStatusGql,
+    /// Id of the role that filed it.
+    pub creator_id: Option<ID>,
+    /// When it was filed.
+    pub created_at: DateTime<Utc>,
+    /// Votes and objections are taken before this instant; the decision follows at it.
+    pub decision_deadline: DateTime<Utc>,
+    /// When it was decided (null while open).
+    pub decided_at: Option<DateTime<Utc>>,
+    /// Whether participation reached the quorum (null while open).
+    pub quorum_reached: Option<bool>,
+    #[graphql(skip)]
+    pub(super) recorded: Option<Recorded>,
+}
+
+pub(super) fn cell_centre(cell: h3o::CellIndex) -> (f64, f64) {
+    let c = h3o::LatLng::from(cell);
+    (c.lat(), c.lng())
+}
+
+impl AntragNode {
+    /// The Antrag as its `AntragGestellt` event describes it.
+    pub(crate) fn from_event(env: &domain::Envelope) -> Result<Self, ApiError> {
+        let p: AntragGestellt = env.decode()?;
+        let cell = domain::governance::parse_weberei(&p.weavery_h3)?;
+        let (lat, lng) = cell_centre(cell);
+        Ok(Self {
+            id: ID(env.aggregate_id.to_string()),
+            title: p.title,
+            content: Json(p.content),
+            weberei: p.weavery_h3,
+            weberei_lat: lat,
+            weberei_lng: lng,
+            status: AntragStatusGql::Offen,
+            creator_id: Some(ID(p.by.to_string())),
+            created_at: env.ts,
+            decision_deadline: p.decision_deadline,
+            decided_at: None,
+            quorum_reached: None,
+            recorded: None,
+        })
+    }
+
+    pub(super) fn uuid(&self) -> Result<Uuid, ApiError> {
+        parse_id(&self.id, "id")
+    }
+}
+
+pub(super) const ANTRAG_COLUMNS: &str = "id, weavery_h3, title, content, status::text AS status, created_by, \
+    created_at, decision_deadline, decided_at, quorum_reached, ja::bigint AS ja, nein::bigint AS nein, \
+    enthaltung::bigint AS enthaltung, participation::bigint AS participation, \
+    active_roles::bigint AS active_roles, quorum_percent::bigint AS quorum_percent";
+
+pub(super) fn to_u64(v: Option<i64>) -> u64 {
+    v.and_then(|v| u64::try_from(v).ok()).unwrap_or(0)
+}
+
+pub(super) fn row_to_antrag(row: &QueryResult) -> Result<AntragNode, sea_orm::DbErr> {
+    let id: Uuid = row.try_get("", "id")?;
+    let h3: i64 = row.try_get("", "weavery_h3")?;
+    let cell = h3o::CellIndex::try_from(h3 as u64).ok();
+    let (lat, lng) = cell.map(cell_centre).unwrap_or_default();
+    let status = AntragStatusGql::from_db(&row.try_get::<String>("", "status")?);
+    let decided_at: Option<DateTime<Utc>> = row.try_get("", "decided_at")?;
+    let recorded = (status != AntragStatusGql::Offen).then(|| -> Result<_, sea_orm::DbErr> {
+        Ok(Recorded {
+            ja: to_u64(row.try_get("", "ja")?),
+            nein: to_u64(row.try_get("", "nein")?),
+            enthaltung: to_u64(row.try_get("", "enthaltung")?),
+            participation: to_u64(row.try_get("", "participation")?),
+            active_roles: to_u64(row.try_get("", "active_roles")?),
+            quorum_percent: u32::try_from(to_u64(row.try_get("", "quorum_percent")?))
+                .unwrap_or(u32::MAX),
+        })
+    });
+    let recorded = recorded.transpose()?;
+    Ok(AntragNode {
+        id: ID(id.to_string()),
+        title: row.try_get("", "title")?,
+        content: Json(row.try_get("", "content")?),
+        weberei: cell.map(|c| c.to_string()).unwrap_or_default(),
+        weberei_lat: lat,
+        weberei_lng: lng,
+        status,
+        creator_id: row
+            .try_get::<Option<Uuid>>("", "created_by")?
+            .map(|c| ID(c.to_string())),
+        created_at: row.try_get("", "created_at")?,
+        decision_deadline: row.try_get("", "decision_deadline")?,
+        decided_at,
+        quorum_reached: if status == AntragStatusGql::Offen {
+            None
+        } else {
+            row.try_get::<Option<bool>>("", "quorum_reached")?
+        },
+        recorded,
+    })
+}
+
+/// An objection to an Antrag, with its reason.
+#[derive(SimpleObject, Clone, Debug)]
+#[graphql(name = "Einspruch", complex)]
+pub struct EinspruchNode {
+    /// The Antrag objected to.
+    pub antrag_id: ID,
+    /// Id of the objecting role.
+    pub rolle_id: ID,
+    /// Why; null once the objecting role deleted itself (the text is shredded with its key).
+    pub reason: Option<String>,
+    /// When it was raised.
+    pub created_at: DateTime<Utc>,
+}
+
+#[ComplexObject]
+impl EinspruchNode {
+    /// The objecting role.
+    async fn rolle(&self, ctx: &Context<'_>) -> Result<Option<RolleNode>> {
+        load_rolle(ctx, parse_id(&self.rolle_id, "rolleId")?).await
+    }
+}
+
+/// A role's direct vote on an Antrag.
+#[derive(SimpleObject, Clone, Debug)]
+#[graphql(name = "Stimme", complex)]
+pub struct StimmeNode {
+    /// The Antrag voted on.
+    pub antrag_id: ID,
+    /// Id of the voting role.
+    pub rolle_id: ID,
+    /// The vote.
+    pub vote: VoteGql,
+    /// When it was cast.
+    pub created_at: DateTime<Utc>,
+}
+
+#[ComplexObject]
+impl StimmeNode {
+    /// The voting role.
+    async fn rolle(&self, ctx: &Context<'_>) -> Result<Option<RolleNode>> {
+        load_rolle(ctx, parse_id(&self.rolle_id, "rolleId")?).await
+    }
+}
+
+/// The count of an Antrag: so far while it is open, as recorded once decided.
+#[derive(SimpleObject, Clone, Debug)]
+pub struct AntragTally {
+    /// Voices for.
+    pub ja: i32,
+    /// Voices against.
+    pub nein: i32,
+    /// Abstentions (count for the quorum only).
+    pub enthaltung: i32,
+    /// Every counted voice, direct and delegated, abstentions included.
+    pub participation: i32,
+    /// Voices counted through a delegation (delegators who did not vote themselves).
+    pub delegated: i32,
+    /// True once these are the numbers of the decision; false for the tally so far.
+    pub decided: bool,
+}
+
+pub(super) fn int(v: u64) -> i32 {
+    i32::try_from(v).unwrap_or(i32::MAX)
+}
+
+impl AntragTally {
+    pub(super) fn so_far(t: &Tally) -> Self {
+        Self {
+            ja: int(t.ja),
+            nein: int(t.nein),
+            enthaltung: int(t.enthaltung),
+            participation: int(t.participation()),
+            delegated: int(t
+                .counted
+                .iter()
+                .filter(|c| c.delegated_from.is_some())
+                .count() as u64),
+            decided: false,
+        }
+    }
+}
+
+/// One voice counted in a decision.
+#[derive(SimpleObject, Clone, Debug)]
+#[graphql(complex)]
+pub struct CountedStimme {
+    /// The role whose voice this is (the delegator for a delegated voice).
+    pub voice_id: ID,
+    /// The role whose direct vote was used.
+    pub rolle_id: ID,
+    /// The vote counted.
+    pub vote: VoteGql,
+    /// Set when the voice is a delegator's, counted with `rolle`'s vote.
+    pub delegated_from_id: Option<ID>,
+}
+
+#[ComplexObject]
+impl CountedStimme {
+    /// The role whose direct vote was used.
+    async fn rolle(&self, ctx: &Context<'_>) -> Result<Option<RolleNode>> {
+        load_rolle(ctx, parse_id(&self.rolle_id, "rolleId")?).await
+    }
+
+    /// The delegator, for a delegated voice.
+    async fn delegated_from(&self, ctx: &Context<'_>) -> Result<Option<RolleNode>> {
+        match &self.delegated_from_id {
+            Some(id) => load_rolle(ctx, parse_id(id, "delegatedFromId")?).await,
+            None => Ok(None),
+        }
+    }
+}
+
+/// Everything needed to recompute a decision: every counted voice and the facts used.
+#[derive(SimpleObject, Clone, Debug)]
+pub struct AntragAudit {
+    /// The recorded status.
+    pub status: AntragStatusGql,
+    /// Recorded voices for.
+    pub ja: i32,
+    /// Recorded voices against.
+    pub nein: i32,
+    /// Recorded abstentions.
+    pub enthaltung: i32,
+    /// Recorded participation (direct and delegated voices).
+    pub participation: i32,
+    /// The quorum base: active roles of the Weberei at the deadline.
+    pub active_roles: i32,
+    /// The quorum in percent of `activeRoles`.
+    pub quorum_percent: i32,
+    /// Whether the recorded participation reached the quorum.
+    pub quorum_reached: bool,
+    /// When it was decided.
+    pub decided_at: Option<DateTime<Utc>>,
+    /// Every counted voice, sorted by voice.
+    pub counted: Vec<CountedStimme>,
+    /// True when recounting `counted` gives the recorded numbers and status (every voice
+    /// once, the counts, the participation, the quorum and ja > nein).
+    pub recomputed: bool,
+    /// What does not add up, when `recomputed` is false.
+    pub discrepancy: Option<String>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Verification
+
+/// Where a role stands in peer verification.
+#[derive(SimpleObject, Clone, Debug)]
+#[graphql(complex)]
+pub struct RolleVerification {
+    /// True once two verified roles confirmed it, or an admin action verified it.
+    pub verified: bool,
+    /// When it was verified.
+    pub verified_at: Option<DateTime<Utc>>,
+    /// Ids of the roles that confirmed it so far, in order (two verify it; empty when an admin
+    /// action verified it).
+    pub confirmed_by_ids: Vec<ID>,
+    /// True when an admin action granted it admin rights.
+    pub is_admin: bool,
+}
+
+#[ComplexObject]
+impl RolleVerification {
+    /// The roles that confirmed it so far.
+    async fn confirmed_by(&self, ctx: &Context<'_>) -> Result<Vec<RolleNode>> {
+        let ids: Vec<Uuid> = self
+            .confirmed_by_ids
+            .iter()
+            .filter_map(|i| Uuid::parse_str(i).ok())
+            .collect();
+        let loaded = ctx
+            .data::<DataLoader<crate::graphql::rolle::RolleLoader>>()?
+            .load_many(ids.iter().copied())
+            .await?;
+        Ok(ids.iter().filter_map(|i| loaded.get(i).cloned()).collect())
+    }
+}
+
+#[ComplexObject]
+impl RolleNode {
+    /// Peer verification: whether the role is verified, who confirmed it, admin rights.
+    async fn verification(&self, ctx: &Context<'_>) -> Result<Option<RolleVerification>> {
+        ctx.data::<DataLoader<VerificationLoader>>()?
+            .load_one(parse_id(&self.id, "id")?)
+            .await
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Delegation
+
+/// A 1:1 delegation: `from` is counted with `to`'s vote on every Antrag `from` does not vote on
+/// itself, while it is in force.
+#[derive(SimpleObject, Clone, Debug)]
+#[graphql(name = "Delegation", complex)]
+pub struct DelegationNode {
+    /// Id of the delegating role.
+    pub from_id: ID,
+    /// Id of the delegate.
+    pub to_id: ID,
+    /// It lapses at this instant.
+    pub valid_until: DateTime<Utc>,
+    /// When it was made.
+    pub created_at: DateTime<Utc>,
+    /// When the delegator revoked it, if it did.
+    pub revoked_at: Option<DateTime<Utc>>,
+    /// When it ended otherwise (expired or replaced), if it did.
+    pub ended_at: Option<DateTime<Utc>>,
+    /// Why it ended (e.g. expired, replaced), if it did.
+    pub ended_reason: Option<String>,
+    /// True while it is in force.
+    pub active: bool,
+}
+
+#[ComplexObject]
+impl DelegationNode {
+    /// The delegating role.
+    async fn from(&self, ctx: &Context<'_>) -> Result<Option<RolleNode>> {
+        load_rolle(ctx, parse_id(&self.from_id, "fromId")?).await
+    }
+
+    /// The delegate.
+    async fn to(&self, ctx: &Context<'_>) -> Result<Option<RolleNode>> {
+        load_rolle(ctx, parse_id(&self.to_id, "toId")?).await
+    }
+}
+
+pub(super) const DELEGATION_COLUMNS: &str = "from_rolle, to_rolle, valid_until, created_at, revoked_at, \
+    ended_at, ended_reason::text AS ended_reason, \
+    (revoked_at IS NULL AND ended_at IS NULL AND valid_until > now()) AS active";
+
+pub(super) fn row_to_delegation(r: &QueryResult) -> Result<DelegationNode, sea_orm::DbErr> {
+    let from: Uuid = r.try_get("", "from_rolle")?;
+    let to: Uuid = r.try_get("", "to_rolle")?;
+    Ok(DelegationNode {
+        from_id: ID(from.to_string()),
+        to_id: ID(to.to_string()),
+        valid_until: r.try_get("", "valid_until")?,
+        created_at: r.try_get("", "created_at")?,
+        revoked_at: r.try_get("", "revoked_at")?,
+        ended_at: r.try_get("", "ended_at")?,
+        ended_reason: r.try_get("", "ended_reason")?,
+        active: r.try_get("", "active")?,
+    })
+}
+
+/// The caller's delegations in force.
+#[derive(SimpleObject, Clone, Debug)]
+pub struct MyDelegation {
+    /// The caller's own delegation (at most one), if any.
+    pub outgoing: Option<DelegationNode>,
+    /// Delegations to the caller: whose voices its votes carry.
+    pub incoming: Vec<DelegationNode>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Moderation
+
+/// A report about one piece of content, and how it was resolved.
+#[derive(SimpleObject, Clone, Debug)]
+#[graphql(name = "Flag", complex)]
+pub struct FlagNode {
+    /// Stable id (UUID).
+    pub id: ID,
+    /// What kind of content it is about.
+    pub target_kind: FlagTargetKindGql,
+    /// Id of that content (for a message: its `Nachricht.id`).
+    pub target_id: ID,
+    /// Why it was raised; null once the reporter deleted its role.
+    pub reason: Option<String>,
+    /// Id of the reporting role.
+    pub raised_by_id: ID,
+    /// Id of the role that wrote the content (it may not resolve the flag), if a role did.
+    pub author_of_target_id: Option<ID>,
+    /// When it was raised.
+    pub created_at: DateTime<Utc>,
+    /// How it was resolved (null while open).
+    pub outcome: Option<FlagOutcomeGql>,
+    /// Why it was resolved so; null while open or once the resolving role deleted itself.
+    pub resolution_reason: Option<String>,
+    /// Id of the role that resolved it.
+    pub resolved_by_id: Option<ID>,
+    /// When it was resolved.
+    pub resolved_at: Option<DateTime<Utc>>,
+}
+
+#[ComplexObject]
+impl FlagNode {
+    /// The reporting role.
+    async fn raised_by(&self, ctx: &Context<'_>) -> Result<Option<RolleNode>> {
+        load_rolle(ctx, parse_id(&self.raised_by_id, "raisedById")?).await
+    }
+
+    /// The role that resolved it.
+    async fn resolved_by(&self, ctx: &Context<'_>) -> Result<Option<RolleNode>> {
+        match &self.resolved_by_id {
+            Some(id) => load_rolle(ctx, parse_id(id, "resolvedById")?).await,
+            None => Ok(None),
+        }
+    }
+}
+
+pub(super) const FLAG_COLUMNS: &str = "id, target_kind::text AS target_kind, target_id, reason::text AS reason, \
+    raised_by, author_of_target, created_at, outcome::text AS outcome, \
+    resolution_reason::text AS resolution_reason, resolved_by, resolved_at";
+
+pub(super) fn row_to_flag(r: &QueryResult) -> Result<FlagNode, sea_orm::DbErr> {
+    let id: Uuid = r.try_get("", "id")?;
+    let target: Uuid = r.try_get("", "target_id")?;
+    let raised_by: Uuid = r.try_get("", "raised_by")?;
+    let id_of = |u: Option<Uuid>| u.map(|u| ID(u.to_string()));
+    Ok(FlagNode {
+        id: ID(id.to_string()),
+        target_kind: parse_target_kind(&r.try_get::<String>("", "target_kind")?),
+        target_id: ID(target.to_string()),
+        reason: r.try_get("", "reason")?,
+        raised_by_id: ID(raised_by.to_string()),
+        author_of_target_id: id_of(r.try_get("", "author_of_target")?),
+        created_at: r.try_get("", "created_at")?,
+        outcome: r
+            .try_get::<Option<String>>("", "outcome")?
+            .as_deref()
+            .and_then(parse_outcome),
+        resolution_reason: r.try_get("", "resolution_reason")?,
+        resolved_by_id: id_of(r.try_get("", "resolved_by")?),
+        resolved_at: r.try_get("", "resolved_at")?,
+    })
+}
+
+/// Flagged content, as it is shown (hidden content is never shown).
+#[derive(Union, Clone, Debug)]
+pub enum ModeratedContent {
+    /// A Knoten.
+    Knoten(KnotenNode),
+    /// A room message.
+    Nachricht(NachrichtNode),
+    /// An Antrag.
+    Antrag(AntragNode),
+    /// A role.
+    Rolle(RolleNode),
+}
+
+/// All flags on one piece of content: a thread in the Webrat's moderation panel.
+#[derive(SimpleObject, Clone, Debug)]
+#[graphql(complex)]
+pub struct ModerationThread {
+    /// What kind of content it is about.
+    pub target_kind: FlagTargetKindGql,
+    /// Id of that content.
+    pub target_id: ID,
+    /// True while any of its flags is unresolved.
+    pub open: bool,
+    /// The outcome of its latest resolution (null if none is resolved yet).
+    pub outcome: Option<FlagOutcomeGql>,
+    /// When the latest flag was raised.
+    pub last_flagged_at: DateTime<Utc>,
+    /// Its flags, oldest first.
+    pub flags: Vec<FlagNode>,
+}
+
+#[ComplexObject]
+impl ModerationThread {
+    /// The content itself; null when it is hidden or gone.
+    async fn target(&self, ctx: &Context<'_>) -> Result<Option<ModeratedContent>> {
+        let id = parse_id(&self.target_id, "targetId")?;
+        moderated_content(ctx, self.target_kind, id).await
+    }
+}
+
+pub(super) async fn moderated_content(
+    ctx: &Context<'_>,
+    kind: FlagTargetKindGql,
+    id: Uuid,
+) -> Result<Option<ModeratedContent>> {
+    Ok(match kind {
+        FlagTargetKindGql::Knoten => load_knoten(ctx, id).await?.map(ModeratedContent::Knoten),
+        FlagTargetKindGql::Antrag => ctx
+            .data::<DataLoader<AntragLoader>>()?
+            .load_one(id)
+            .await?
+            .map(ModeratedContent::Antrag),
+        FlagTargetKindGql::Rolle => load_rolle(ctx, id).await?.map(ModeratedContent::Rolle),
+        FlagTargetKindGql::Nachricht => crate::graphql::social::load_nachricht(ctx, id)
+            .await?
+            .map(ModeratedContent::Nachricht),
+    })
+}
