@@ -438,47 +438,57 @@ impl JobsWorker {
     }
 
     async fn decay_knoten(&self, now: DateTime<Utc>, report: &mut JobsReport) -> Result<(), DbErr> {
-        let due = self.due("knoten", now).await?;
-        let cmd = &KnotenCommand::Verfallen { now };
-        let results: Vec<Did> = futures::stream::iter(due)
-            .map(|(id, expires_at)| {
-                self.execute::<Knoten>(
-                    AggregateType::Knoten,
-                    id,
-                    cmd,
-                    verfall_msg_id(id, expires_at),
-                    now,
-                )
-            })
-            .buffer_unordered(PARALLEL)
-            .collect()
-            .await;
-        for did in results {
-            count(did, &mut report.knoten_decayed, &mut report.failed);
-        }
+        let (done, failed) = self
+            .decay::<Knoten>(
+                "knoten",
+                AggregateType::Knoten,
+                &KnotenCommand::Verfallen { now },
+                now,
+            )
+            .await?;
+        report.knoten_decayed += done;
+        report.failed += failed;
         Ok(())
     }
 
     async fn decay_faeden(&self, now: DateTime<Utc>, report: &mut JobsReport) -> Result<(), DbErr> {
-        let due = self.due("faeden", now).await?;
-        let cmd = &FadenCommand::Verfallen { now };
+        let (done, failed) = self
+            .decay::<Faden>(
+                "faeden",
+                AggregateType::Faden,
+                &FadenCommand::Verfallen { now },
+                now,
+            )
+            .await?;
+        report.faeden_decayed += done;
+        report.failed += failed;
+        Ok(())
+    }
+
+    /// Run `cmd` on every due row of `table`; returns (appended, failed).
+    async fn decay<A: Aggregate>(
+        &self,
+        table: &'static str,
+        aggregate_type: AggregateType,
+        cmd: &A::Command,
+        now: DateTime<Utc>,
+    ) -> Result<(usize, usize), DbErr>
+    where
+        A::Command: Sync,
+    {
+        let due = self.due(table, now).await?;
         let results: Vec<Did> = futures::stream::iter(due)
             .map(|(id, expires_at)| {
-                self.execute::<Faden>(
-                    AggregateType::Faden,
-                    id,
-                    cmd,
-                    verfall_msg_id(id, expires_at),
-                    now,
-                )
+                self.execute::<A>(aggregate_type, id, cmd, verfall_msg_id(id, expires_at), now)
             })
             .buffer_unordered(PARALLEL)
             .collect()
             .await;
+        let (mut done, mut failed) = (0, 0);
         for did in results {
-            count(did, &mut report.faeden_decayed, &mut report.failed);
+            count(did, &mut done, &mut failed);
         }
-        Ok(())
+        Ok((done, failed))
     }
 
     /// Rows of `table` (`knoten` or `faeden`, never user input) that look due at `now`.

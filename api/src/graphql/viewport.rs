@@ -183,8 +183,8 @@ fn validate_zoom(zoom: f64) -> Result<f64, ApiError> {
     }
 }
 
-/// What a subscription with `after` does before it goes live.
-enum Replay {
+/// What a subscription with `after` does before it goes live (viewport and webrat alike).
+pub(super) enum Replay {
     /// Nothing was missed: go live, dropping changes up to `upto`.
     Nothing { upto: u64 },
     /// The log no longer holds what was missed (or the cursor is from another log): tell the
@@ -248,7 +248,9 @@ impl ViewportSubscription {
         // arrives live, so a replay that reads at least that far leaves no gap.
         let (subscription, registered_at) = deps.hub.tiles(&deps.config).register(cover);
         let replay = match after {
-            Some(cursor) => Some(prepare_replay(&deps, cursor, registered_at).await?),
+            Some(cursor) => {
+                Some(prepare_replay(&deps, StreamDomain::Social, cursor, registered_at).await?)
+            }
             None => None,
         };
         Ok(diffs(
@@ -273,12 +275,19 @@ async fn wait_for_feed(deps: &Deps) -> Result<(), ApiError> {
     Ok(())
 }
 
-async fn prepare_replay(deps: &Deps, cursor: u64, registered_at: u64) -> Result<Replay, ApiError> {
+/// Plan the replay of `domain`'s stream after `cursor` for a subscription registered at
+/// `registered_at`.
+pub(super) async fn prepare_replay(
+    deps: &Deps,
+    domain: StreamDomain,
+    cursor: u64,
+    registered_at: u64,
+) -> Result<Replay, ApiError> {
     let ort = &deps.bus.config().ort;
     let mut stream = deps
         .bus
         .jetstream()
-        .get_stream(ort.stream_name(StreamDomain::Social))
+        .get_stream(ort.stream_name(domain))
         .await
         .map_err(ApiError::unavailable)?;
     let state = stream
@@ -298,7 +307,7 @@ async fn prepare_replay(deps: &Deps, cursor: u64, registered_at: u64) -> Result<
     }
     let consumer = stream
         .create_consumer(OrderedConfig {
-            filter_subject: ort.stream_filter(StreamDomain::Social),
+            filter_subject: ort.stream_filter(domain),
             deliver_policy: DeliverPolicy::ByStartSequence {
                 start_sequence: cursor + 1,
             },

@@ -18,6 +18,7 @@ use crate::graphql::rolle::parse_id;
 use super::types::{
     AntragNode, AntragStatusGql, AntragTally, EinspruchNode, StimmeNode, cell_centre, int,
 };
+use crate::graphql::viewport::{Replay, prepare_replay};
 
 // ---------------------------------------------------------------------------------------------
 // Subscriptions
@@ -168,66 +169,6 @@ pub(super) const REPLAY_BATCH: usize = 200;
 /// How long a replay waits for the next message before it gives up (and sends `resync`).
 pub(super) const REPLAY_IDLE: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// What a `webrat` subscription with `after` does before it goes live.
-pub(super) enum Replay {
-    Nothing {
-        upto: u64,
-    },
-    Resync {
-        upto: u64,
-    },
-    Read {
-        messages: Box<async_nats::jetstream::consumer::pull::Ordered>,
-        upto: u64,
-    },
-}
-
-pub(super) async fn prepare_replay(
-    deps: &Deps,
-    cursor: u64,
-    registered_at: u64,
-) -> Result<Replay, ApiError> {
-    use async_nats::jetstream::consumer::{DeliverPolicy, pull::OrderedConfig};
-    let ort = &deps.bus.config().ort;
-    let mut stream = deps
-        .bus
-        .jetstream()
-        .get_stream(ort.stream_name(StreamDomain::Governance))
-        .await
-        .map_err(ApiError::unavailable)?;
-    let state = stream
-        .info()
-        .await
-        .map_err(ApiError::unavailable)?
-        .state
-        .clone();
-    let upto = state.last_sequence.max(registered_at);
-    if cursor > state.last_sequence || cursor.saturating_add(1) < state.first_sequence {
-        return Ok(Replay::Resync { upto });
-    }
-    if cursor >= upto {
-        return Ok(Replay::Nothing { upto: cursor });
-    }
-    let consumer = stream
-        .create_consumer(OrderedConfig {
-            filter_subject: ort.stream_filter(StreamDomain::Governance),
-            deliver_policy: DeliverPolicy::ByStartSequence {
-                start_sequence: cursor + 1,
-            },
-            ..Default::default()
-        })
-        .await
-        .map_err(ApiError::unavailable)?;
-    if consumer.cached_info().num_pending == 0 {
-        return Ok(Replay::Nothing { upto });
-    }
-    let messages = consumer.messages().await.map_err(ApiError::unavailable)?;
-    Ok(Replay::Read {
-        messages: Box::new(messages),
-        upto,
-    })
-}
-
 #[derive(Default)]
 pub struct GovernanceSubscription;
 
@@ -280,7 +221,9 @@ impl GovernanceSubscription {
         let rx = feed.subscribe();
         let registered_at = feed.last_seq();
         let replay = match after {
-            Some(cursor) => Some(prepare_replay(&deps, cursor, registered_at).await?),
+            Some(cursor) => {
+                Some(prepare_replay(&deps, StreamDomain::Governance, cursor, registered_at).await?)
+            }
             None => None,
         };
         Ok(webrat_diffs(
