@@ -141,69 +141,100 @@ impl LiveHub {
             .get_or_init(|| TileHub::spawn(self.clone(), config, self.shutdown.clone()))
     }
 
-    async fn follow(self, bus: Bus, mut shutdown: watch::Receiver<bool>) {
-        let name = bus.config().ort.stream_name(StreamDomain::Social);
-        let filter = bus.config().ort.stream_filter(StreamDomain::Social);
-        while !*shutdown.borrow() {
-            let messages = async {
-                let mut stream = bus
-                    .jetstream()
-                    .get_stream(&name)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                if !self.is_following() {
-                    // Start right after what the stream holds now: a known position, so that
-                    // a replay up to it hands over to this feed without a gap.
-                    let last = stream
-                        .info()
-                        .await
-                        .map_err(|e| e.to_string())?
-                        .state
-                        .last_sequence;
-                    self.last_seq.store(last, Ordering::SeqCst);
-                }
-                let consumer = stream
-                    .create_consumer(OrderedConfig {
-                        filter_subject: filter.clone(),
-                        deliver_policy: DeliverPolicy::ByStartSequence {
-                            start_sequence: self.last_seq() + 1,
-                        },
-                        ..Default::default()
-                    })
-                    .await
-                    .map_err(|e| e.to_string())?;
-                consumer.messages().await.map_err(|e| e.to_string())
-            }
-            .await;
-            let mut messages = match messages {
-                Ok(m) => m,
-                Err(e) => {
-                    warn!(error = %e, "live feed unavailable; retrying");
-                    tokio::select! {
-                        _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
-                        _ = shutdown.changed() => return,
+    async fn follow(self, bus: Bus, shutdown: watch::Receiver<bool>) {
+        let hub = &self;
+        follow_stream(
+            &bus,
+            StreamDomain::Social,
+            "live feed",
+            &self.last_seq,
+            &self.following,
+            shutdown,
+            |seq, payload| {
+                let hub = hub.clone();
+                async move {
+                    if let Some(change) = hub.decoder.decode(&payload).await {
+                        // No receivers is fine: nobody is watching right now.
+                        let _ = hub.tx.send(Arc::new(LiveEvent { seq, change }));
                     }
                 }
-            };
-            self.following.store(true, Ordering::SeqCst);
-            loop {
-                let next = tokio::select! {
-                    m = messages.next() => m,
-                    _ = shutdown.changed() => return,
-                };
-                let Some(Ok(msg)) = next else {
-                    warn!("live feed interrupted; resuming");
-                    break;
-                };
-                let Ok(info) = msg.info() else { continue };
-                let seq = info.stream_sequence;
-                if let Some(change) = self.decoder.decode(&msg.payload).await {
-                    // No receivers is fine: nobody is watching right now.
-                    let _ = self.tx.send(Arc::new(LiveEvent { seq, change }));
-                }
-                // After the send: see the position invariant in the module docs.
-                self.last_seq.store(seq, Ordering::SeqCst);
+            },
+        )
+        .await;
+    }
+}
+
+/// Follow `domain`'s stream of the Ort from a known position (the stream's last sequence when it
+/// first connects), resuming after `last_seq` on every interruption, until `shutdown` turns
+/// true. `on_event` runs before `last_seq` moves to that event (the position invariant above).
+pub(crate) async fn follow_stream<Fut>(
+    bus: &Bus,
+    domain: StreamDomain,
+    label: &str,
+    last_seq: &AtomicU64,
+    following: &AtomicBool,
+    mut shutdown: watch::Receiver<bool>,
+    mut on_event: impl FnMut(u64, bytes::Bytes) -> Fut,
+) where
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let name = bus.config().ort.stream_name(domain);
+    let filter = bus.config().ort.stream_filter(domain);
+    while !*shutdown.borrow() {
+        let messages = async {
+            let mut stream = bus
+                .jetstream()
+                .get_stream(&name)
+                .await
+                .map_err(|e| e.to_string())?;
+            if !following.load(Ordering::SeqCst) {
+                // Start right after what the stream holds now: a known position, so that a
+                // replay up to it hands over to this feed without a gap.
+                let last = stream
+                    .info()
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .state
+                    .last_sequence;
+                last_seq.store(last, Ordering::SeqCst);
             }
+            let consumer = stream
+                .create_consumer(OrderedConfig {
+                    filter_subject: filter.clone(),
+                    deliver_policy: DeliverPolicy::ByStartSequence {
+                        start_sequence: last_seq.load(Ordering::SeqCst) + 1,
+                    },
+                    ..Default::default()
+                })
+                .await
+                .map_err(|e| e.to_string())?;
+            consumer.messages().await.map_err(|e| e.to_string())
+        }
+        .await;
+        let mut messages = match messages {
+            Ok(m) => m,
+            Err(e) => {
+                warn!(error = %e, "{label} unavailable; retrying");
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                    _ = shutdown.changed() => return,
+                }
+            }
+        };
+        following.store(true, Ordering::SeqCst);
+        loop {
+            let next = tokio::select! {
+                m = messages.next() => m,
+                _ = shutdown.changed() => return,
+            };
+            let Some(Ok(msg)) = next else {
+                warn!("{label} interrupted; resuming");
+                break;
+            };
+            let Ok(info) = msg.info() else { continue };
+            let seq = info.stream_sequence;
+            on_event(seq, msg.payload.clone()).await;
+            last_seq.store(seq, Ordering::SeqCst);
         }
     }
 }

@@ -13,19 +13,15 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use async_graphql::ID;
-use async_nats::jetstream::consumer::{DeliverPolicy, pull::OrderedConfig};
 use bus::Bus;
 use domain::events::{
     AntragEntschieden, AntragGestellt, EinspruchEingegangen, EventType, StimmeAbgegeben,
 };
 use domain::{AggregateType, Envelope, StreamDomain};
-use futures::StreamExt;
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
 use tokio::sync::{broadcast, watch};
-use tracing::warn;
 use uuid::Uuid;
 
 use crate::graphql::{AntragChange, AntragChangeKind, AntragNode};
@@ -221,65 +217,24 @@ impl GovernanceFeed {
         &self.decoder
     }
 
-    async fn follow(self, bus: Bus, mut shutdown: watch::Receiver<bool>) {
-        let name = bus.config().ort.stream_name(StreamDomain::Governance);
-        let filter = bus.config().ort.stream_filter(StreamDomain::Governance);
-        while !*shutdown.borrow() {
-            let messages = async {
-                let mut stream = bus
-                    .jetstream()
-                    .get_stream(&name)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                if !self.is_following() {
-                    let last = stream
-                        .info()
-                        .await
-                        .map_err(|e| e.to_string())?
-                        .state
-                        .last_sequence;
-                    self.last_seq.store(last, Ordering::SeqCst);
-                }
-                let consumer = stream
-                    .create_consumer(OrderedConfig {
-                        filter_subject: filter.clone(),
-                        deliver_policy: DeliverPolicy::ByStartSequence {
-                            start_sequence: self.last_seq() + 1,
-                        },
-                        ..Default::default()
-                    })
-                    .await
-                    .map_err(|e| e.to_string())?;
-                consumer.messages().await.map_err(|e| e.to_string())
-            }
-            .await;
-            let mut messages = match messages {
-                Ok(m) => m,
-                Err(e) => {
-                    warn!(error = %e, "Webrat feed unavailable; retrying");
-                    tokio::select! {
-                        _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
-                        _ = shutdown.changed() => return,
+    async fn follow(self, bus: Bus, shutdown: watch::Receiver<bool>) {
+        let feed = &self;
+        crate::live::follow_stream(
+            &bus,
+            StreamDomain::Governance,
+            "Webrat feed",
+            &self.last_seq,
+            &self.following,
+            shutdown,
+            |seq, payload| {
+                let feed = feed.clone();
+                async move {
+                    if let Some(change) = feed.decoder.decode(&payload).await {
+                        let _ = feed.tx.send(Arc::new(GovernanceEvent { seq, change }));
                     }
                 }
-            };
-            self.following.store(true, Ordering::SeqCst);
-            loop {
-                let next = tokio::select! {
-                    m = messages.next() => m,
-                    _ = shutdown.changed() => return,
-                };
-                let Some(Ok(msg)) = next else {
-                    warn!("Webrat feed interrupted; resuming");
-                    break;
-                };
-                let Ok(info) = msg.info() else { continue };
-                let seq = info.stream_sequence;
-                if let Some(change) = self.decoder.decode(&msg.payload).await {
-                    let _ = self.tx.send(Arc::new(GovernanceEvent { seq, change }));
-                }
-                self.last_seq.store(seq, Ordering::SeqCst);
-            }
-        }
+            },
+        )
+        .await;
     }
 }
