@@ -116,6 +116,18 @@ pub struct Settings {
         global = true
     )]
     pub max_bbox_deg2: f64,
+    /// Directory of the built web client, served at `/` (relative paths: from the working
+    /// directory). Without an `index.html` there, `/` redirects to GraphiQL.
+    #[arg(
+        long,
+        env = "WEBEREI_WEB_DIR",
+        default_value = "web/build",
+        global = true
+    )]
+    pub web_dir: PathBuf,
+    /// MapLibre style URL for the web map's base tiles; unset: the offline default style.
+    #[arg(long, env = "WEBEREI_MAP_STYLE_URL", global = true)]
+    pub map_style_url: Option<String>,
     /// Viewport deliveries a slow WebSocket client may have queued before they are dropped and
     /// replaced by one `resync` notice.
     #[arg(long, env = "WEBEREI_WS_QUEUE", default_value_t = 64, global = true)]
@@ -193,6 +205,8 @@ impl Settings {
                 transitive_delegation: self.ff_transitive_delegation,
                 stripe: self.ff_stripe,
             },
+            web_dir: Some(self.web_dir.clone()),
+            map_style_url: self.map_style_url.clone().filter(|u| !u.trim().is_empty()),
             ..api::ApiConfig::default()
         }
     }

@@ -30,6 +30,11 @@ pub struct ApiConfig {
     pub min_decision_period: chrono::Duration,
     /// Feature flags (DESIGN.md §9).
     pub flags: Flags,
+    /// Directory of the built web client (served at `/`, with `index.html` for every path the
+    /// router does not know). `None`, or a directory without `index.html`: `/` goes to GraphiQL.
+    pub web_dir: Option<std::path::PathBuf>,
+    /// A MapLibre style URL for the web map's base tiles; `None`: the offline default style.
+    pub map_style_url: Option<String>,
 }
 
 /// Feature flags with the defaults of DESIGN.md §9.
@@ -71,6 +76,8 @@ impl Default for ApiConfig {
             max_viewport_tiles: 300,
             min_decision_period: chrono::Duration::hours(24),
             flags: Flags::default(),
+            web_dir: None,
+            map_style_url: None,
         }
     }
 }

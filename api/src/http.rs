@@ -1,5 +1,5 @@
 //! The HTTP surface: `/graphql` (POST; WebSocket at `/graphql/ws`), `/graphiql`,
-//! `/health/live`, `/health/ready`, `/metrics`.
+//! `/health/live`, `/health/ready`, `/metrics`, and the built web client at `/`.
 
 use std::net::SocketAddr;
 
@@ -16,6 +16,7 @@ use domain::StreamDomain;
 use sea_orm::ConnectionTrait;
 use serde_json::json;
 use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::services::{ServeDir, ServeFile};
 use tower_http::trace::TraceLayer;
 
 use crate::auth;
@@ -26,17 +27,38 @@ use crate::state::AppState;
 /// The whole HTTP application. Serve it with `into_make_service_with_connect_info::<SocketAddr>()`
 /// so that client addresses can be hashed.
 pub fn app(state: AppState) -> Router {
-    Router::new()
-        .route("/", get(|| async { Redirect::temporary("/graphiql") }))
+    let router = Router::new()
         .route("/graphql", post(graphql))
         .route("/graphql/ws", get(graphql_ws))
         .route("/graphiql", get(graphiql))
         .route("/health/live", get(|| async { "ok" }))
         .route("/health/ready", get(ready))
-        .route("/metrics", get(metrics))
+        .route("/metrics", get(metrics));
+    let router = match web_client_dir(&state) {
+        // The web client is a single-page app: paths it routes itself get its index.html.
+        Some(dir) => router
+            .fallback_service(ServeDir::new(&dir).fallback(ServeFile::new(dir.join("index.html")))),
+        None => router.route("/", get(|| async { Redirect::temporary("/graphiql") })),
+    };
+    router
         .layer(RequestBodyLimitLayer::new(state.config.max_body_bytes))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// The web client's directory if it holds a build (an `index.html`).
+fn web_client_dir(state: &AppState) -> Option<std::path::PathBuf> {
+    let dir = state.config.web_dir.as_ref()?;
+    if dir.join("index.html").is_file() {
+        tracing::info!(dir = %dir.display(), "serving the web client at /");
+        Some(dir.clone())
+    } else {
+        tracing::info!(
+            dir = %dir.display(),
+            "no web client build (index.html) there: / redirects to /graphiql"
+        );
+        None
+    }
 }
 
 async fn graphql(

@@ -22,7 +22,7 @@ use tokio::sync::{broadcast, watch};
 use tracing::warn;
 
 use crate::config::ApiConfig;
-use crate::graphql::{FadenChange, KnotenChange, KnotenNode, NachrichtNode};
+use crate::graphql::{FadenChange, HiddenNachricht, KnotenChange, KnotenNode, NachrichtNode};
 use crate::live_decode::Decoder;
 use crate::live_governance::GovernanceFeed;
 use crate::tiles::TileHub;
@@ -45,6 +45,8 @@ pub enum LiveChange {
     FadenChanged(FadenChange, Point),
     /// A new message in a Knoten's room (located at the Knoten).
     Nachricht(NachrichtNode, Point),
+    /// Moderation hid a message (located at its Knoten).
+    NachrichtHidden(HiddenNachricht, Point),
 }
 
 impl LiveChange {
@@ -54,7 +56,9 @@ impl LiveChange {
         match self {
             Self::KnotenCreated(k) => Point::new(k.lat, k.lng).ok(),
             Self::KnotenChanged(k) => Point::new(k.lat, k.lng).ok(),
-            Self::FadenChanged(_, p) | Self::Nachricht(_, p) => Some(*p),
+            Self::FadenChanged(_, p) | Self::Nachricht(_, p) | Self::NachrichtHidden(_, p) => {
+                Some(*p)
+            }
         }
     }
 }

@@ -8,15 +8,18 @@ use std::sync::{Arc, Mutex};
 
 use async_graphql::{ID, Json};
 use bus::Bus;
-use domain::events::{EventType, FadenGesponnen, FadenTyp, KnotenGestaltet, NachrichtGeschrieben};
+use domain::events::{
+    EventType, FadenGesponnen, FadenTyp, FlagTargetKind, InhaltVerborgen, KnotenGestaltet,
+    NachrichtGeschrieben,
+};
 use domain::geo::Point;
 use domain::{AggregateType, Envelope};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
 use uuid::Uuid;
 
 use crate::graphql::{
-    FadenChange, FadenChangeKind, FadenNode, KnotenChange, KnotenChangeKind, KnotenNode,
-    NachrichtNode,
+    FadenChange, FadenChangeKind, FadenNode, HiddenNachricht, KnotenChange, KnotenChangeKind,
+    KnotenNode, NachrichtNode,
 };
 use crate::live::LiveChange;
 
@@ -162,6 +165,29 @@ impl Decoder {
                     },
                     point,
                 ))
+            }
+            EventType::InhaltVerborgen => {
+                let p: InhaltVerborgen = env.decode().ok()?;
+                let point = self.knoten_point(id).await?;
+                match p.target.kind {
+                    FlagTargetKind::Knoten => Some(LiveChange::KnotenChanged(knoten_change(
+                        id,
+                        point,
+                        KnotenChangeKind::Hidden,
+                        None,
+                        None,
+                        &env,
+                    ))),
+                    FlagTargetKind::Nachricht => Some(LiveChange::NachrichtHidden(
+                        HiddenNachricht {
+                            id: ID(p.target.id.to_string()),
+                            knoten_id: ID(id.to_string()),
+                            at: env.ts,
+                        },
+                        point,
+                    )),
+                    FlagTargetKind::Antrag | FlagTargetKind::Rolle => None,
+                }
             }
             EventType::UserDeleted => {
                 if let Ok(mut c) = self.caches.lock() {

@@ -7,8 +7,9 @@
 //! event with that sequence was handed to the broadcast channel, so a receiver that reads
 //! `last_seq() == n` and then drains its channel has seen every change up to `n`.
 //!
-//! Only Antrag events become changes (filed, objection, vote, quorum, decision). Delegations
-//! and flags have no place on the map; the moderation panel reads them with queries.
+//! Only Antrag events become changes (filed, objection, vote, quorum, decision), and a flag
+//! resolved as hidden on an Antrag (HIDDEN: take it off the panel). Delegations and other flags
+//! have no place on the map; the moderation panel reads them with queries.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -17,7 +18,8 @@ use std::sync::{Arc, Mutex};
 use async_graphql::ID;
 use bus::Bus;
 use domain::events::{
-    AntragEntschieden, AntragGestellt, EinspruchEingegangen, EventType, StimmeAbgegeben,
+    AntragEntschieden, AntragGestellt, EinspruchEingegangen, EventType, FlagOutcome, FlagRaised,
+    FlagResolved, FlagTargetKind, StimmeAbgegeben,
 };
 use domain::{AggregateType, Envelope, StreamDomain};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
@@ -57,6 +59,9 @@ impl GovernanceDecoder {
     /// The change `payload` makes to the Webrat, if any.
     pub(crate) async fn decode(&self, payload: &[u8]) -> Option<AntragChange> {
         let env: Envelope = serde_json::from_slice(payload).ok()?;
+        if env.known_type()? == EventType::FlagResolved {
+            return self.hidden_antrag(&env).await;
+        }
         let id = env.aggregate_id;
         let kind = match env.known_type()? {
             EventType::AntragGestellt => AntragChangeKind::Filed,
@@ -95,7 +100,9 @@ impl GovernanceDecoder {
                     created_at: env.ts,
                 });
             }
-            AntragChangeKind::QuorumReached => {}
+            AntragChangeKind::QuorumReached
+            | AntragChangeKind::Hidden
+            | AntragChangeKind::Resync => {}
             AntragChangeKind::Decided => {
                 let p: AntragEntschieden = env.decode().ok()?;
                 change.set_decision(&p);
@@ -104,6 +111,55 @@ impl GovernanceDecoder {
         let weberei = self.weberei(id).await?;
         change.place(&weberei).ok()?;
         Some(change)
+    }
+
+    /// A flag resolved as hidden on an Antrag: the Antrag leaves the panel.
+    async fn hidden_antrag(&self, env: &Envelope) -> Option<AntragChange> {
+        let p: FlagResolved = env.decode().ok()?;
+        if p.outcome != FlagOutcome::Hidden {
+            return None;
+        }
+        let (kind, target) = self.flag_target(env.aggregate_id).await?;
+        if kind != FlagTargetKind::Antrag {
+            return None;
+        }
+        let mut change = AntragChange::new(target, AntragChangeKind::Hidden, env.ts);
+        let weberei = self.weberei(target).await?;
+        change.place(&weberei).ok()?;
+        Some(change)
+    }
+
+    /// What a flag is about: from the projection, else from its chain's `FlagRaised`.
+    async fn flag_target(&self, flag: Uuid) -> Option<(FlagTargetKind, Uuid)> {
+        if let Some(db) = &self.db
+            && let Ok(Some(row)) = db
+                .query_one(Statement::from_sql_and_values(
+                    DbBackend::Postgres,
+                    "SELECT target_kind, target_id FROM flags WHERE id = $1",
+                    [flag.into()],
+                ))
+                .await
+            && let (Ok(kind), Ok(id)) = (
+                row.try_get::<String>("", "target_kind"),
+                row.try_get::<Uuid>("", "target_id"),
+            )
+        {
+            let kind = match kind.as_str() {
+                "knoten" => FlagTargetKind::Knoten,
+                "nachricht" => FlagTargetKind::Nachricht,
+                "antrag" => FlagTargetKind::Antrag,
+                _ => FlagTargetKind::Rolle,
+            };
+            return Some((kind, id));
+        }
+        let chain = self
+            .bus
+            .as_ref()?
+            .history(AggregateType::Flag, flag)
+            .await
+            .ok()?;
+        let raised: FlagRaised = chain.first()?.envelope.decode().ok()?;
+        Some((raised.target.kind, raised.target.id))
     }
 
     fn remember(&self, id: Uuid, weberei: String) {

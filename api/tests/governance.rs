@@ -895,3 +895,172 @@ async fn webrat_subscribers_see_changes_in_their_viewport_and_replay_after_a_cur
     );
     s.finish().await;
 }
+
+const VIEWPORT: &str = "subscription($b: BboxInput!, $after: String) { viewport(bbox: $b, zoom: 13, after: $after) { knoten { id } knotenChanges { id kind } nachrichten { id } hiddenNachrichten { id knotenId } cursor resync } }";
+
+/// Ids of `knotenChanges` of `kind` in a viewport diff.
+fn changed(d: &Value, kind: &str) -> Vec<String> {
+    d["viewport"]["knotenChanges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["kind"] == kind)
+        .map(|c| c["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn hidden_messages(d: &Value) -> Vec<String> {
+    d["viewport"]["hiddenNachrichten"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hidden_content_leaves_the_live_map_and_the_webrat_once_and_a_replay_carries_it() {
+    let s = server().await;
+    let author = s.token.clone();
+    rolle_id(&s, &author).await;
+    let (moderator, _) = verified_role(&s, "Mona").await;
+    let (filer, _) = verified_role(&s, "Fritz").await;
+    let mut map = subscribe(&s, VIEWPORT, json!({"b": bbox(LAT, LNG)})).await;
+    let mut panel = subscribe(&s, WEBRAT, json!({"b": bbox(LAT, LNG)})).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let id_of = |r: Value| {
+        r["data"]["createKnoten"]["knoten"]["id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{r}"))
+            .to_owned()
+    };
+    let spam = id_of(s.create("k1", "Werbung", LAT, LNG).await);
+    let room = id_of(s.create("k2", "Tauschregal", LAT + 0.01, LNG).await);
+    let written = s
+        .gql(
+            "mutation($i: WriteNachrichtInput!) { writeNachricht(input: $i) { nachricht { id } } }",
+            json!({"i": {"idempotencyKey": "n1", "knotenId": room, "text": "Billig kaufen!"}}),
+        )
+        .await;
+    let message = written["data"]["writeNachricht"]["nachricht"]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{written}"))
+        .to_owned();
+    // A cursor from before any moderation: everything after it is replayed below.
+    let before = next_data(&mut map, |d| {
+        d["viewport"]["nachrichten"]
+            .as_array()
+            .is_some_and(|n| !n.is_empty())
+    })
+    .await["viewport"]["cursor"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let antrag_id = filed(&s, &filer, "a1", "Werbetafeln", &in_secs(3600)).await;
+
+    let mut flags = Vec::new();
+    for (key, kind, target) in [
+        ("f1", "KNOTEN", &spam),
+        ("f2", "NACHRICHT", &message),
+        ("f3", "ANTRAG", &antrag_id),
+    ] {
+        let raised = raise(&s, &author, key, kind, target).await;
+        flags.push(
+            raised["data"]["raiseFlag"]["flag"]["id"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{raised}"))
+                .to_owned(),
+        );
+    }
+    until("the flags to be projected", || async {
+        s.gql(
+            "{ moderationThreads(open: true) { edges { node { targetId } } } }",
+            json!({}),
+        )
+        .await["data"]["moderationThreads"]["edges"]
+            .as_array()
+            .is_some_and(|e| e.len() == 3)
+    })
+    .await;
+    for (i, flag) in flags.iter().enumerate() {
+        let r = resolve(&s, &moderator, &format!("r{i}"), flag, "HIDDEN").await;
+        assert_eq!(r["data"]["resolveFlag"]["flag"]["outcome"], "HIDDEN", "{r}");
+    }
+
+    // The Webrat follows the governance stream, where the decision is: HIDDEN right away.
+    let hidden = next_data(&mut panel, |d| {
+        d["webrat"]["changes"]
+            .as_array()
+            .is_some_and(|c| c.iter().any(|c| c["kind"] == "HIDDEN"))
+    })
+    .await;
+    let change = hidden["webrat"]["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["kind"] == "HIDDEN")
+        .unwrap()
+        .clone();
+    assert_eq!(change["antragId"], antrag_id.as_str(), "{hidden}");
+
+    // The map follows the social stream: the jobs worker records the decision there.
+    let jobs = workers::JobsWorker::new(
+        s.bus.clone(),
+        s.db.conn.clone(),
+        std::sync::Arc::new(workers::SystemClock),
+        workers::JobsConfig::default(),
+    );
+    let mut recorded = 0;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while s
+        .count("SELECT count(*) FROM flags WHERE map_hidden_at IS NOT NULL")
+        .await
+        < 2
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "map decisions not recorded"
+        );
+        recorded += jobs.scan_once().await.unwrap().hidden_on_map;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(recorded, 2, "one InhaltVerborgen per flag on map content");
+    assert_eq!(
+        jobs.scan_once().await.unwrap().hidden_on_map,
+        0,
+        "recorded once"
+    );
+    let (mut knoten_hidden, mut messages_hidden) = (Vec::new(), Vec::new());
+    while knoten_hidden.is_empty() || messages_hidden.is_empty() {
+        let d = next_data(&mut map, |_| true).await;
+        knoten_hidden.extend(changed(&d, "HIDDEN"));
+        messages_hidden.extend(hidden_messages(&d));
+    }
+    assert_eq!(knoten_hidden, vec![spam.clone()]);
+    assert_eq!(messages_hidden, vec![message.clone()]);
+
+    // A client that was away since `before` gets the same in its replay.
+    let mut back = subscribe(&s, VIEWPORT, json!({"b": bbox(LAT, LNG), "after": before})).await;
+    let (mut knoten_hidden, mut messages_hidden) = (Vec::new(), Vec::new());
+    while knoten_hidden.is_empty() || messages_hidden.is_empty() {
+        let d = next_data(&mut back, |_| true).await;
+        assert_eq!(d["viewport"]["resync"], false, "{d}");
+        knoten_hidden.extend(changed(&d, "HIDDEN"));
+        messages_hidden.extend(hidden_messages(&d));
+    }
+    assert_eq!(knoten_hidden, vec![spam]);
+    assert_eq!(messages_hidden, vec![message]);
+    let room_still_there = s
+        .gql(
+            "query($k: ID!) { room(knotenId: $k) { thread { edges { node { id } } } } }",
+            json!({"k": room}),
+        )
+        .await;
+    assert_eq!(
+        room_still_there["data"]["room"]["thread"]["edges"],
+        json!([]),
+        "the room stays, without the hidden message: {room_still_there}"
+    );
+    s.finish().await;
+}

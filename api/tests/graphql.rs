@@ -179,3 +179,77 @@ async fn the_knoten_query_pages_through_a_box_and_refuses_bad_boxes() {
     assert_eq!(code(&r), "VALIDATION");
     s.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_web_client_is_served_at_the_root_with_its_index_for_client_routes() {
+    let dir = std::env::temp_dir().join(format!("weberei-web-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(dir.join("_app")).unwrap();
+    std::fs::write(
+        dir.join("index.html"),
+        "<!doctype html><title>Weberei</title>",
+    )
+    .unwrap();
+    std::fs::write(dir.join("_app/start.js"), "export const x = 1;").unwrap();
+    let s = common::server_with_config(
+        None,
+        api::ApiConfig {
+            web_dir: Some(dir.clone()),
+            ..Default::default()
+        },
+    )
+    .await;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let get = |path: &str| http.get(format!("{}{path}", s.url)).send();
+    let root = get("/").await.unwrap();
+    assert_eq!(root.status(), 200);
+    assert!(
+        root.text()
+            .await
+            .unwrap()
+            .contains("<title>Weberei</title>")
+    );
+    let asset = get("/_app/start.js").await.unwrap();
+    assert_eq!(asset.status(), 200);
+    assert!(
+        asset.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .contains("javascript")
+    );
+    // A route of the single-page app gets its index; the API's own paths stay the API's.
+    let route = get("/knoten/123").await.unwrap();
+    assert_eq!(route.status(), 200);
+    assert!(route.text().await.unwrap().contains("Weberei"));
+    assert_eq!(
+        get("/health/live").await.unwrap().text().await.unwrap(),
+        "ok"
+    );
+    assert!(
+        get("/graphiql")
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+            .contains("graphiql")
+    );
+    s.finish().await;
+
+    // Without a build, / leads to GraphiQL.
+    let s = common::server_with_config(
+        None,
+        api::ApiConfig {
+            web_dir: Some(dir.join("missing")),
+            ..Default::default()
+        },
+    )
+    .await;
+    let root = http.get(format!("{}/", s.url)).send().await.unwrap();
+    assert_eq!(root.status(), 307);
+    assert_eq!(root.headers()["location"], "/graphiql");
+    s.finish().await;
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -427,3 +427,54 @@ async fn faded_and_unknown_knoten_refuse_threads_and_messages() {
     );
     s.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_exports_all_their_data_opened_and_nobody_elses() {
+    let s = server(None).await;
+    let me = s.token.clone();
+    let other = s.register("Otto").await;
+    let mine = create_as(&s, &me, "e1", "Lesecafé").await;
+    let theirs = create_as(&s, &other, "e2", "Nicht meins").await;
+    spin(&s, &me, "e3", &theirs, "INTERESSE").await;
+    let write = |token: String, key: &'static str, knoten: String, text: &'static str| {
+        let s = &s;
+        async move {
+            let r = s
+                .gql_as(
+                    &token,
+                    "mutation($i: WriteNachrichtInput!) { writeNachricht(input: $i) { nachricht { id } } }",
+                    json!({"i": {"idempotencyKey": key, "knotenId": knoten, "text": text}}),
+                )
+                .await;
+            assert!(r["errors"].is_null(), "{r}");
+        }
+    };
+    write(me.clone(), "e4", mine.clone(), "Mein Geheimnis").await;
+    write(other.clone(), "e5", mine.clone(), "Ottos Text").await;
+    let export = "{ exportMyData }";
+    until("the message to be projected", || async {
+        s.gql_as(&me, export, json!({})).await["data"]["exportMyData"]["nachrichten"]
+            .as_array()
+            .is_some_and(|n| n.len() == 1)
+    })
+    .await;
+    let r = s.gql_as(&me, export, json!({})).await;
+    let doc = &r["data"]["exportMyData"];
+    assert_eq!(doc["rolle"]["name"], "Testerin", "{r}");
+    assert_eq!(doc["knoten"].as_array().unwrap().len(), 1, "{r}");
+    assert_eq!(doc["knoten"][0]["title"], "Lesecafé");
+    assert_eq!(doc["knoten"][0]["id"], mine.as_str());
+    assert_eq!(
+        doc["nachrichten"][0]["text"], "Mein Geheimnis",
+        "opened, not sealed: {r}"
+    );
+    assert_eq!(doc["faeden"][0]["toKnoten"], theirs.as_str(), "{r}");
+    assert_eq!(doc["sessions"].as_array().unwrap().len(), 1, "{r}");
+    assert!(
+        !r.to_string().contains("Ottos Text") && !r.to_string().contains("Nicht meins"),
+        "nobody else's data: {r}"
+    );
+    let anonymous = s.gql_as("", export, json!({})).await;
+    assert_eq!(code(&anonymous), "UNAUTHENTICATED", "{anonymous}");
+    s.finish().await;
+}

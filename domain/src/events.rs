@@ -65,6 +65,7 @@ event_types!(
     UserDeleted,
     KeyRevoked,
     RunbookAktualisiert,
+    InhaltVerborgen,
 );
 
 /// A typed payload: which event type it is, its schema version, and its aggregate type.
@@ -168,6 +169,25 @@ pub struct NachrichtGeschrieben {
 
 impl Payload for NachrichtGeschrieben {
     const TYPE: EventType = EventType::NachrichtGeschrieben;
+    const VERSION: u32 = 1;
+    const AGGREGATE: AggregateType = AggregateType::Knoten;
+}
+
+/// Moderation hid content on the map (not in DESIGN.md's list: added so the live map can take
+/// it off). `FlagResolved { hidden }` is the decision, on the flag's chain in the governance
+/// stream; this event records its consequence on the Knoten's chain in the social stream, where
+/// viewport subscribers and their cursors follow the map. Appended by the jobs worker (message
+/// id `verborgen:<flag id>`), once per flag; the content stays in the archive.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InhaltVerborgen {
+    /// The flag whose resolution hid it.
+    pub flag_id: Uuid,
+    /// The Knoten itself or one message in its room.
+    pub target: FlagTarget,
+}
+
+impl Payload for InhaltVerborgen {
+    const TYPE: EventType = EventType::InhaltVerborgen;
     const VERSION: u32 = 1;
     const AGGREGATE: AggregateType = AggregateType::Knoten;
 }
@@ -649,7 +669,7 @@ mod tests {
             assert!(t.as_str().is_ascii());
             assert_eq!(EventType::parse(t.as_str()), Some(*t));
         }
-        assert_eq!(EventType::ALL.len(), 37);
+        assert_eq!(EventType::ALL.len(), 38);
         assert_eq!(EventType::parse("KnotenGeknüpft"), None);
     }
 }

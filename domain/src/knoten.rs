@@ -18,8 +18,8 @@ use crate::aggregate::{Aggregate, NewEvent};
 use crate::envelope::{Actor, Envelope};
 use crate::error::DomainError;
 use crate::events::{
-    EventType, KnotenGeknuepft, KnotenGestaltet, KnotenTyp, KnotenVerfallen, KnotenVerzwirnt,
-    NachrichtGeschrieben,
+    EventType, FlagTarget, FlagTargetKind, InhaltVerborgen, KnotenGeknuepft, KnotenGestaltet,
+    KnotenTyp, KnotenVerfallen, KnotenVerzwirnt, NachrichtGeschrieben,
 };
 use crate::geo::Point;
 use crate::privacy::{KEY_BYTES, NONCE_BYTES, seal};
@@ -56,6 +56,8 @@ pub struct Created {
     pub content: Value,
     pub decayed: bool,
     pub yarn: bool,
+    /// Flags whose `InhaltVerborgen` is on this chain (the Knoten or one of its messages).
+    pub hidden_by: Vec<Uuid>,
 }
 
 /// Tie a new Knoten. `now`, `ttl` and `fine_res` are facts from outside.
@@ -110,6 +112,12 @@ pub enum KnotenCommand {
         min_roles: usize,
     },
     Schreiben(Schreiben),
+    /// Record that moderation hid this Knoten or one of its messages (flag resolved `hidden`).
+    /// Once per flag: a repeat yields nothing.
+    Verbergen {
+        flag_id: Uuid,
+        target: FlagTarget,
+    },
 }
 
 impl Aggregate for Knoten {
@@ -134,6 +142,7 @@ impl Aggregate for Knoten {
                 content: p.content,
                 decayed: false,
                 yarn: false,
+                hidden_by: Vec::new(),
             });
             return Ok(());
         }
@@ -149,6 +158,10 @@ impl Aggregate for Knoten {
             }
             EventType::KnotenVerfallen => created.decayed = true,
             EventType::KnotenVerzwirnt => created.yarn = true,
+            EventType::InhaltVerborgen => {
+                let p: InhaltVerborgen = event.decode()?;
+                created.hidden_by.push(p.flag_id);
+            }
             _ => {}
         }
         Ok(())
@@ -161,6 +174,7 @@ impl Aggregate for Knoten {
             KnotenCommand::Verfallen { now } => self.verfallen(*now),
             KnotenCommand::Verzwirnen { roles, min_roles } => self.verzwirnen(roles, *min_roles),
             KnotenCommand::Schreiben(s) => self.schreiben(s),
+            KnotenCommand::Verbergen { flag_id, target } => self.verbergen(*flag_id, *target),
         }
     }
 }
@@ -284,6 +298,26 @@ impl Knoten {
             Some(roles) => Ok(vec![NewEvent::from_payload(&KnotenVerzwirnt { roles })?]),
             None => Ok(Vec::new()),
         }
+    }
+
+    fn verbergen(&self, flag_id: Uuid, target: FlagTarget) -> Result<Vec<NewEvent>, DomainError> {
+        let k = self.existing()?;
+        if !matches!(
+            target.kind,
+            FlagTargetKind::Knoten | FlagTargetKind::Nachricht
+        ) {
+            return Err(DomainError::validation(
+                "target",
+                "only a Knoten or a message in its room is hidden on a Knoten's chain",
+            ));
+        }
+        if k.hidden_by.contains(&flag_id) {
+            return Ok(Vec::new());
+        }
+        Ok(vec![NewEvent::from_payload(&InhaltVerborgen {
+            flag_id,
+            target,
+        })?])
     }
 
     fn schreiben(&self, s: &Schreiben) -> Result<Vec<NewEvent>, DomainError> {
@@ -477,6 +511,53 @@ mod tests {
                 .unwrap(),
         );
         assert_eq!(p.expired_at, expires);
+    }
+
+    #[test]
+    fn moderation_hides_a_knoten_or_a_message_once_per_flag_even_when_faded() {
+        let flag = Uuid::from_u128(0xF1);
+        let message = FlagTarget {
+            kind: FlagTargetKind::Nachricht,
+            id: Uuid::from_u128(0x4E),
+        };
+        let hide = KnotenCommand::Verbergen {
+            flag_id: flag,
+            target: message,
+        };
+        // A faded Knoten's room is still readable, so its content can still be hidden.
+        let k = knoten_with(&[decayed()]);
+        let p: InhaltVerborgen = only(k.decide(&hide).unwrap());
+        assert_eq!((p.flag_id, p.target), (flag, message));
+        let again = knoten_with(&[decayed(), event(p)]);
+        assert!(again.decide(&hide).unwrap().is_empty(), "once per flag");
+        // Another flag on the same chain is its own fact.
+        let other = KnotenCommand::Verbergen {
+            flag_id: Uuid::from_u128(0xF2),
+            target: message,
+        };
+        assert_eq!(again.decide(&other).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn only_map_content_is_hidden_on_a_knoten_chain_and_only_on_an_existing_one() {
+        let antrag = KnotenCommand::Verbergen {
+            flag_id: Uuid::from_u128(0xF1),
+            target: FlagTarget {
+                kind: FlagTargetKind::Antrag,
+                id: Uuid::from_u128(7),
+            },
+        };
+        let err = knoten_with(&[]).decide(&antrag).unwrap_err();
+        assert!(matches!(err, DomainError::Validation { .. }), "{err:?}");
+        let knoten = KnotenCommand::Verbergen {
+            flag_id: Uuid::from_u128(0xF1),
+            target: FlagTarget {
+                kind: FlagTargetKind::Knoten,
+                id: Uuid::from_u128(7),
+            },
+        };
+        let err = Knoten::default().decide(&knoten).unwrap_err();
+        assert!(matches!(err, DomainError::NotFound(_)), "{err:?}");
     }
 
     #[test]

@@ -21,6 +21,7 @@ mod m20261127_000004_events_archive;
 mod m20261127_000005_aggregate_heads;
 mod m20261127_000006_social;
 mod m20261127_000007_governance;
+mod m20261127_000008_map_hidden;
 
 pub struct Migrator;
 
@@ -35,6 +36,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000005_aggregate_heads::Migration),
             Box::new(m20261127_000006_social::Migration),
             Box::new(m20261127_000007_governance::Migration),
+            Box::new(m20261127_000008_map_hidden::Migration),
         ]
     }
 }

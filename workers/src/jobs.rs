@@ -35,6 +35,7 @@ use chrono::{DateTime, Utc};
 use domain::aggregate::Aggregate;
 use domain::antrag::{Antrag, AntragCommand, Entscheiden};
 use domain::delegation::{Delegation, DelegationCommand, delegation_id};
+use domain::events::{FlagTarget, FlagTargetKind};
 use domain::faden::{Faden, FadenCommand};
 use domain::governance::{DEFAULT_ACTIVE_DAYS, DEFAULT_QUORUM_PERCENT};
 use domain::knoten::{Knoten, KnotenCommand};
@@ -101,6 +102,8 @@ pub struct JobsReport {
     pub antraege_decided: usize,
     /// Delegations recorded as expired (`DelegationAbgelaufen`).
     pub delegations_expired: usize,
+    /// Moderation decisions recorded on the map (`InhaltVerborgen`).
+    pub hidden_on_map: usize,
     /// Items whose command failed (logged; tried again by the next scan).
     pub failed: usize,
 }
@@ -113,6 +116,7 @@ impl JobsReport {
             + self.faeden_twisted
             + self.antraege_decided
             + self.delegations_expired
+            + self.hidden_on_map
     }
 }
 
@@ -186,6 +190,7 @@ impl JobsWorker {
         self.decay_faeden(now, &mut report).await?;
         self.decide_antraege(now, &mut report).await?;
         self.expire_delegations(now, &mut report).await?;
+        self.hide_on_the_map(now, &mut report).await?;
         Ok(report)
     }
 
@@ -234,6 +239,56 @@ impl JobsWorker {
                 )
                 .await;
             count(did, &mut report.antraege_decided, &mut report.failed);
+        }
+        Ok(())
+    }
+
+    /// Flags resolved as hidden on a Knoten or a message whose Knoten's chain does not record it
+    /// yet: `InhaltVerborgen` there, so the live map (which follows the social stream) takes
+    /// the content off. A hidden message belongs to its Knoten's chain.
+    async fn hide_on_the_map(
+        &self,
+        now: DateTime<Utc>,
+        report: &mut JobsReport,
+    ) -> Result<(), DbErr> {
+        let rows = self
+            .db
+            .query_all(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT f.id, f.target_kind, f.target_id,                         CASE f.target_kind WHEN 'knoten' THEN f.target_id ELSE n.knoten_id END AS knoten_id                  FROM flags f LEFT JOIN nachrichten n                    ON f.target_kind = 'nachricht' AND n.id = f.target_id                  WHERE f.outcome = 'hidden' AND f.map_hidden_at IS NULL                    AND f.target_kind IN ('knoten', 'nachricht')                  ORDER BY f.resolved_at LIMIT $1",
+                [self.batch().into()],
+            ))
+            .await?;
+        for row in rows {
+            let flag_id: Uuid = row.try_get("", "id")?;
+            let kind: String = row.try_get("", "target_kind")?;
+            let target_id: Uuid = row.try_get("", "target_id")?;
+            let Some(knoten) = row.try_get::<Option<Uuid>>("", "knoten_id")? else {
+                // A message that is not projected yet: next scan.
+                continue;
+            };
+            let kind = if kind == "knoten" {
+                FlagTargetKind::Knoten
+            } else {
+                FlagTargetKind::Nachricht
+            };
+            let cmd = KnotenCommand::Verbergen {
+                flag_id,
+                target: FlagTarget {
+                    kind,
+                    id: target_id,
+                },
+            };
+            let did = self
+                .execute::<Knoten>(
+                    AggregateType::Knoten,
+                    knoten,
+                    &cmd,
+                    verborgen_msg_id(flag_id),
+                    now,
+                )
+                .await;
+            count(did, &mut report.hidden_on_map, &mut report.failed);
         }
         Ok(())
     }
@@ -568,6 +623,11 @@ impl JobsWorker {
             }
         }
     }
+}
+
+/// `verborgen:<flag id>`: a flag hides its content on the map once.
+pub fn verborgen_msg_id(flag: Uuid) -> String {
+    format!("verborgen:{flag}")
 }
 
 /// `verfall:<id>:<expires_at in ms>`: one decay per expiry, so a thread that was renewed after

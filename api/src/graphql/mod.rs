@@ -27,7 +27,7 @@ pub use governance::{AntragChange, AntragChangeKind, AntragNode, EinspruchNode, 
 pub use knoten::KnotenNode;
 pub use scalars::U64;
 pub use social::{FadenNode, FadenTypGql, NachrichtNode};
-pub use viewport::{FadenChange, FadenChangeKind, KnotenChange, KnotenChangeKind};
+pub use viewport::{FadenChange, FadenChangeKind, HiddenNachricht, KnotenChange, KnotenChangeKind};
 
 #[derive(MergedObject, Default)]
 pub struct QueryRoot(

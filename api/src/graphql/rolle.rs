@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use async_graphql::dataloader::{DataLoader, Loader};
-use async_graphql::{Context, ID, InputObject, Object, Result, SimpleObject};
+use async_graphql::{Context, ID, InputObject, Json, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 use domain::aggregate::Aggregate;
 use domain::rolle::{Registrieren, Rolle, RolleCommand};
@@ -193,7 +193,74 @@ impl RolleQuery {
         }
         Ok(out)
     }
+
+    /// Everything this server holds about the caller, opened (DESIGN.md §4 "Privacy": export
+    /// gives a person all their data, decrypted), as one JSON document: the role, its sessions,
+    /// Knoten, threads, messages, Anträge, votes, objections, delegations (both ways) and flags
+    /// raised. Content hidden by moderation is included (it is still the person's). Needs a
+    /// session.
+    async fn export_my_data(&self, ctx: &Context<'_>) -> Result<Json<serde_json::Value>> {
+        let caller = require_caller(ctx)?;
+        let deps = ctx.data::<Deps>()?;
+        let row = deps
+            .db
+            .query_one(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                EXPORT_SQL,
+                [caller.rolle_id.into()],
+            ))
+            .await
+            .map_err(ApiError::from)?
+            .ok_or_else(|| {
+                ApiError::from(DomainError::NotFound(
+                    "the role is not projected yet: try again in a moment".into(),
+                ))
+            })?;
+        let doc: serde_json::Value = row.try_get("", "doc").map_err(ApiError::from)?;
+        Ok(Json(doc))
+    }
 }
+
+/// One statement, so the export is one consistent snapshot. `$1` is the role.
+const EXPORT_SQL: &str = "SELECT json_build_object(
+    'exportedAt', now(),
+    'rolle', (SELECT json_build_object('id', id, 'name', name, 'createdAt', created_at,
+        'homeLat', ST_Y(point::geometry), 'homeLng', ST_X(point::geometry),
+        'verifiedAt', verified_at, 'verifiedBy', verified_by) FROM rollen WHERE id = $1),
+    'sessions', (SELECT coalesce(json_agg(json_build_object('id', id, 'label', label,
+        'createdAt', created_at, 'lastSeenAt', last_seen_at, 'revokedAt', revoked_at)
+        ORDER BY created_at), '[]'::json) FROM sessions WHERE rolle_id = $1),
+    'knoten', (SELECT coalesce(json_agg(json_build_object('id', id, 'typ', typ, 'title', title,
+        'content', content, 'lat', ST_Y(point::geometry), 'lng', ST_X(point::geometry),
+        'createdAt', created_at, 'expiresAt', expires_at, 'isYarn', is_yarn,
+        'decayedAt', decayed_at, 'hiddenAt', hidden_at) ORDER BY created_at), '[]'::json)
+        FROM knoten WHERE created_by = $1),
+    'faeden', (SELECT coalesce(json_agg(json_build_object('id', id, 'toKnoten', to_knoten,
+        'typ', typ, 'createdAt', created_at, 'expiresAt', expires_at, 'isYarn', is_yarn,
+        'decayedAt', decayed_at) ORDER BY created_at), '[]'::json)
+        FROM faeden WHERE from_rolle = $1),
+    'nachrichten', (SELECT coalesce(json_agg(json_build_object('id', id, 'knotenId', knoten_id,
+        'text', text, 'mentions', mentions, 'createdAt', created_at, 'hiddenAt', hidden_at)
+        ORDER BY created_at), '[]'::json) FROM nachrichten WHERE author = $1),
+    'antraege', (SELECT coalesce(json_agg(json_build_object('id', id, 'title', title,
+        'content', content, 'status', status, 'createdAt', created_at,
+        'decisionDeadline', decision_deadline, 'hiddenAt', hidden_at) ORDER BY created_at),
+        '[]'::json) FROM antraege WHERE created_by = $1),
+    'stimmen', (SELECT coalesce(json_agg(json_build_object('antragId', antrag_id, 'vote', vote,
+        'createdAt', created_at) ORDER BY created_at), '[]'::json)
+        FROM stimmen WHERE rolle_id = $1),
+    'einsprueche', (SELECT coalesce(json_agg(json_build_object('antragId', antrag_id,
+        'reason', reason, 'createdAt', created_at) ORDER BY created_at), '[]'::json)
+        FROM einsprueche WHERE by = $1),
+    'delegationen', (SELECT coalesce(json_agg(json_build_object('id', id, 'from', from_rolle,
+        'to', to_rolle, 'validUntil', valid_until, 'createdAt', created_at,
+        'endedAt', ended_at, 'endedReason', ended_reason) ORDER BY created_at), '[]'::json)
+        FROM delegationen WHERE from_rolle = $1 OR to_rolle = $1),
+    'flagsRaised', (SELECT coalesce(json_agg(json_build_object('id', id,
+        'targetKind', target_kind, 'targetId', target_id, 'reason', reason,
+        'createdAt', created_at, 'outcome', outcome) ORDER BY created_at), '[]'::json)
+        FROM flags WHERE raised_by = $1)
+) AS doc";
 
 pub(crate) fn parse_id(id: &ID, field: &str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(id).map_err(|_| {

@@ -389,11 +389,17 @@ pub struct SearchHit {
 /// Feature flags (DESIGN.md §9), read from the server's environment.
 #[derive(SimpleObject, Clone, Debug)]
 pub struct Flags {
+    /// FF_SEARCH: the `search` query answers (otherwise FEATURE_DISABLED).
     pub search: bool,
+    /// FF_TOUR: clients show the five-step introduction tour.
     pub tour: bool,
+    /// FF_TIMELINE_DELTA: the timeline replays a day as a delta stream.
     pub timeline_delta: bool,
+    /// FF_PUSH: web push notifications can be opted into.
     pub push: bool,
+    /// FF_TRANSITIVE_DELEGATION: delegation chains are followed to the first voter.
     pub transitive_delegation: bool,
+    /// FF_STRIPE: card donations through Stripe (SEPA transfer is always on).
     pub stripe: bool,
 }
 
@@ -407,6 +413,14 @@ pub struct Config {
     pub max_bbox_area_deg2: f64,
     /// The Ort (town) this server serves.
     pub ort: String,
+    /// A MapLibre style URL for the base map tiles, or null: use the offline default style
+    /// (background and Weberei outlines only).
+    pub map_style_url: Option<String>,
+    /// H3 resolution of a Weberei cell (default 7): clients draw Weberei outlines with it.
+    pub weavery_resolution: i32,
+    /// Seconds a Knoten or Faden lives unless it is twisted into yarn (7 days by default):
+    /// clients fade threads over this span.
+    pub decay_seconds: i32,
 }
 
 #[derive(Default)]
@@ -474,6 +488,13 @@ impl SocialQuery {
             ws_tick_ms: deps.config.ws_tick.as_millis().min(i32::MAX as u128) as i32,
             max_bbox_area_deg2: deps.config.max_bbox_area_deg2,
             ort: deps.bus.config().ort.to_string(),
+            map_style_url: deps.config.map_style_url.clone(),
+            weavery_resolution: i32::from(u8::from(domain::geo::WEAVERY_RES)),
+            decay_seconds: deps
+                .config
+                .knoten_ttl
+                .num_seconds()
+                .clamp(0, i64::from(i32::MAX)) as i32,
         })
     }
 }

@@ -41,6 +41,8 @@ pub enum KnotenChangeKind {
     Decayed,
     /// It became yarn: it stays.
     Twisted,
+    /// Moderation hid it (a flag resolved as hidden): take it off the map and close its room.
+    Hidden,
 }
 
 /// A change to a Knoten already on the map.
@@ -81,18 +83,32 @@ pub struct FadenChange {
     pub at: chrono::DateTime<chrono::Utc>,
 }
 
+/// A message in a room that moderation hid (a flag resolved as hidden): remove it from the room.
+#[derive(SimpleObject, Clone, Debug)]
+pub struct HiddenNachricht {
+    /// The message.
+    pub id: async_graphql::ID,
+    /// The Knoten whose room it was written in.
+    pub knoten_id: async_graphql::ID,
+    /// When the map recorded the moderation decision.
+    pub at: chrono::DateTime<chrono::Utc>,
+}
+
 /// One batched update of a viewport, sent at most once per tick. New kinds of change come as
 /// new list fields; a client ignores the ones it does not know.
 #[derive(SimpleObject, Clone, Debug, Default)]
 pub struct ViewportDiff {
     /// Knoten tied inside the box since the previous diff.
     pub knoten: Vec<KnotenNode>,
-    /// Knoten in the box that were designed, faded (take them off the map) or twisted into yarn.
+    /// Knoten in the box that were designed, faded or hidden by moderation (take those two off
+    /// the map) or twisted into yarn.
     pub knoten_changes: Vec<KnotenChange>,
     /// Threads to Knoten in the box: spun or renewed, faded, twisted.
     pub faeden: Vec<FadenChange>,
     /// New messages in the rooms of Knoten in the box.
     pub nachrichten: Vec<super::social::NachrichtNode>,
+    /// Messages in the rooms of Knoten in the box that moderation hid: remove them.
+    pub hidden_nachrichten: Vec<HiddenNachricht>,
     /// Opaque position in the event log this diff covers up to. Pass it as `after` when
     /// subscribing again to receive exactly what was missed.
     pub cursor: String,
@@ -123,6 +139,7 @@ impl ViewportDiff {
             LiveChange::KnotenChanged(k) => self.knoten_changes.push(k.clone()),
             LiveChange::FadenChanged(f, _) => self.faeden.push(f.clone()),
             LiveChange::Nachricht(n, _) => self.nachrichten.push(n.clone()),
+            LiveChange::NachrichtHidden(n, _) => self.hidden_nachrichten.push(n.clone()),
         }
     }
 
@@ -132,6 +149,7 @@ impl ViewportDiff {
             knoten_changes,
             faeden,
             nachrichten,
+            hidden_nachrichten,
             cursor: _,
             resync,
             heartbeat,
@@ -140,6 +158,7 @@ impl ViewportDiff {
             && knoten_changes.is_empty()
             && faeden.is_empty()
             && nachrichten.is_empty()
+            && hidden_nachrichten.is_empty()
             && !resync
             && !heartbeat
     }

@@ -9,8 +9,9 @@
 use std::collections::HashMap;
 
 use domain::events::{
-    EventType, FadenGesponnen, FadenVerfallen, FadenVerzwirnt, KnotenGeknuepft, KnotenGestaltet,
-    KnotenVerfallen, KnotenVerzwirnt, NachrichtGeschrieben, RolleRegistriert, UserDeleted,
+    EventType, FadenGesponnen, FadenVerfallen, FadenVerzwirnt, InhaltVerborgen, KnotenGeknuepft,
+    KnotenGestaltet, KnotenVerfallen, KnotenVerzwirnt, NachrichtGeschrieben, RolleRegistriert,
+    UserDeleted,
 };
 use domain::privacy::{self, KEY_BYTES, Sealed};
 use domain::{Envelope, Payload};
@@ -36,6 +37,7 @@ pub(super) fn projects(t: EventType) -> bool {
             | FadenVerfallen
             | FadenVerzwirnt
             | NachrichtGeschrieben
+            | InhaltVerborgen
             | RolleRegistriert
             | UserDeleted
     )
@@ -287,6 +289,17 @@ pub(super) async fn project(
                     ts.into(),
                     env.id.to_string().into(),
                 ],
+            )
+            .await
+        }
+        EventType::InhaltVerborgen => {
+            // The content itself was hidden by `FlagResolved` (governance projector); this
+            // records that the map was told, so the jobs worker appends it only once.
+            let p: InhaltVerborgen = decode(env)?;
+            exec(
+                txn,
+                "UPDATE flags SET map_hidden_at = $2 WHERE id = $1 AND map_hidden_at IS NULL",
+                [p.flag_id.into(), ts.into()],
             )
             .await
         }

@@ -36,6 +36,11 @@ pub enum AntragChangeKind {
     QuorumReached,
     /// It was decided (`status` and `tally` hold the result).
     Decided,
+    /// Moderation hid it (a flag resolved as hidden): take it off the panel.
+    Hidden,
+    /// Only on `antragChanged`: changes were dropped because this subscriber read too slowly.
+    /// Reload the Antrag with the `antrag` query, then keep listening.
+    Resync,
 }
 
 /// A change to an Antrag, placed at its Weberei's centre.
@@ -245,7 +250,7 @@ impl GovernanceSubscription {
     ) -> Result<impl Stream<Item = AntragChange> + use<>> {
         let deps = ctx.data::<Deps>()?.clone();
         let id = parse_id(&id, "id")?;
-        let mut rx = deps.hub.governance().subscribe();
+        let rx = deps.hub.governance().subscribe();
         let chain = deps
             .bus
             .history(AggregateType::Antrag, id)
@@ -256,19 +261,42 @@ impl GovernanceSubscription {
                 ApiError::from(DomainError::NotFound(format!("there is no Antrag {id}"))).into(),
             );
         }
-        let want = ID(id.to_string());
-        Ok(async_stream::stream! {
-            loop {
-                match rx.recv().await {
-                    Ok(ev) if ev.change.antrag_id == want => yield ev.change.clone(),
-                    Ok(_) => {}
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                        tracing::warn!(missed = n, "antragChanged subscriber lagged behind the Webrat feed");
-                    }
-                    Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+        let weberei = chain
+            .first()
+            .and_then(|e| e.envelope.decode::<domain::events::AntragGestellt>().ok())
+            .map(|p| p.weavery_h3)
+            .unwrap_or_default();
+        Ok(changes_of_one_antrag(rx, id, weberei))
+    }
+}
+
+/// The changes of Antrag `id` from the Webrat feed. A subscriber that lagged behind the feed
+/// (its channel dropped changes, some of which may have been this Antrag's) gets one `RESYNC`.
+fn changes_of_one_antrag(
+    mut rx: tokio::sync::broadcast::Receiver<
+        std::sync::Arc<crate::live_governance::GovernanceEvent>,
+    >,
+    id: Uuid,
+    weberei: String,
+) -> impl Stream<Item = AntragChange> + use<> {
+    use tokio::sync::broadcast::error::RecvError;
+    let want = ID(id.to_string());
+    async_stream::stream! {
+        loop {
+            match rx.recv().await {
+                Ok(ev) if ev.change.antrag_id == want => yield ev.change.clone(),
+                Ok(_) => {}
+                Err(RecvError::Lagged(n)) => {
+                    tracing::warn!(missed = n, "antragChanged subscriber lagged behind the Webrat feed");
+                    let mut resync = AntragChange::new(id, AntragChangeKind::Resync, Utc::now());
+                    // The Weberei comes from the Antrag's own first event; a change that cannot
+                    // be placed is still a resync notice.
+                    let _ = resync.place(&weberei);
+                    yield resync;
                 }
+                Err(RecvError::Closed) => break,
             }
-        })
+        }
     }
 }
 
@@ -386,5 +414,67 @@ pub(super) fn webrat_diffs(
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::live_governance::GovernanceEvent;
+
+    fn weimar() -> String {
+        domain::geo::Point::new(50.98, 11.32)
+            .unwrap()
+            .cell(domain::geo::WEAVERY_RES)
+            .to_string()
+    }
+
+    fn vote(id: Uuid, seq: u64) -> Arc<GovernanceEvent> {
+        Arc::new(GovernanceEvent {
+            seq,
+            change: AntragChange::new(id, AntragChangeKind::Vote, Utc::now()),
+        })
+    }
+
+    #[tokio::test]
+    async fn a_subscriber_that_lagged_behind_the_feed_gets_one_resync_then_the_changes() {
+        let (tx, rx) = tokio::sync::broadcast::channel(2);
+        let (mine, other) = (Uuid::from_u128(1), Uuid::from_u128(2));
+        let changes = changes_of_one_antrag(rx, mine, weimar());
+        futures::pin_mut!(changes);
+        // Five changes into a channel of two: the first three are dropped for this reader.
+        for seq in 1..=5 {
+            tx.send(vote(if seq == 4 { other } else { mine }, seq))
+                .unwrap();
+        }
+        let first = changes.next().await.unwrap();
+        assert_eq!(first.kind, AntragChangeKind::Resync);
+        assert_eq!(first.antrag_id, ID(mine.to_string()));
+        assert_eq!(first.weberei, weimar(), "placed at the Antrag's Weberei");
+        // What was not dropped follows; the other Antrag's change is not this subscriber's.
+        let next = changes.next().await.unwrap();
+        assert_eq!(next.kind, AntragChangeKind::Vote);
+        drop(tx);
+        assert!(changes.next().await.is_none(), "ends when the feed closes");
+    }
+
+    #[tokio::test]
+    async fn a_subscriber_that_keeps_up_gets_only_its_antrags_changes() {
+        let (tx, rx) = tokio::sync::broadcast::channel(8);
+        let (mine, other) = (Uuid::from_u128(1), Uuid::from_u128(2));
+        let changes = changes_of_one_antrag(rx, mine, weimar());
+        for (seq, id) in [(1, other), (2, mine), (3, other), (4, mine)] {
+            tx.send(vote(id, seq)).unwrap();
+        }
+        drop(tx);
+        let got: Vec<AntragChange> = changes.collect().await;
+        assert_eq!(got.len(), 2);
+        assert!(
+            got.iter()
+                .all(|c| c.antrag_id == ID(mine.to_string()) && c.kind == AntragChangeKind::Vote)
+        );
     }
 }
