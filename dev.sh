@@ -4,7 +4,9 @@
 #   ./dev.sh up [ARGS]   install what is missing, build, and run `weberei up ARGS`
 #                        (nats-server, PostgreSQL + PostGIS and redis-server embedded, data in ./data)
 #   ./dev.sh test        install what is missing, make sure the test services answer on their
-#                        standard ports, then run every check: fmt, clippy, all tests
+#                        standard ports, then run every check: fmt, clippy, all tests (Rust,
+#                        the TypeScript client, the web client in a real browser)
+#   ./dev.sh codegen     (for developers) export schema.graphql and regenerate both clients
 #
 # Both skip apt entirely when everything is already installed, so a second run needs no network.
 # Uses sudo only when not run as root.
@@ -62,6 +64,9 @@ ensure_system_packages() {
 	have curl || pkgs+=(curl)
 	[ -e /etc/ssl/certs/ca-certificates.crt ] || pkgs+=(ca-certificates)
 	have nats-server || pkgs+=(nats-server)
+	# The web client and the TypeScript client build with Node.js (20 or newer) and npm.
+	have node || pkgs+=(nodejs)
+	have npm || pkgs+=(npm)
 	have redis-server || pkgs+=(redis-server)
 	pg_version=$(installed_pg_version)
 	if [ -z "$pg_version" ]; then
@@ -235,9 +240,25 @@ ensure_test_services() {
 # ------------------------------------------------------------------------------------------------
 # Commands
 
+ensure_node() {
+	local major
+	major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
+	[ "$major" -ge 20 ] || die "Node.js 20 or newer is needed (found: $(node --version 2>/dev/null || echo none)); Debian 12's own nodejs is 18"
+}
+
+# The TypeScript client (web/ imports its build) and the static web client in web/build, which
+# `weberei up` serves at /.
+build_web() {
+	(cd clients/ts && npm ci --no-audit --no-fund && npm run build) &&
+		(cd web && npm ci --no-audit --no-fund && npm run build)
+}
+
 cmd_up() {
 	ensure_system_packages
 	ensure_rust
+	ensure_node
+	log "building the web client (npm ci + vite build)"
+	build_web || die "the web client did not build (see above)"
 	log "cargo build --release --bin weberei (the first build takes several minutes)"
 	local start=$SECONDS
 	cargo build --release --bin weberei
@@ -255,6 +276,7 @@ cmd_test() {
 	ensure_system_packages
 	ensure_rust
 	ensure_rust_components
+	ensure_node
 	ensure_test_services
 
 	export TEST_DATABASE_URL="postgres://postgres@127.0.0.1:$PG_PORT/postgres"
@@ -277,8 +299,12 @@ cmd_test() {
 	if have python3; then
 		step python3 domain/tests/vectors/check.py domain/tests/vectors/chain-vectors.json
 	fi
-	# Later steps hook in here: the TypeScript client and web/ tests (npm ci && npm test), the
-	# browser tests against `weberei up` (chromium), and the schema.graphql / client drift checks.
+	# The clients: operations valid, generated code up to date, no unacknowledged breaking
+	# change, every schema element described; then the TypeScript client against a live
+	# `weberei up` (target/debug/weberei, built by the nextest run above).
+	step cargo run --quiet -p weberei-client-codegen -- --check
+	step cargo build --quiet --bin weberei
+	step bash -c 'cd clients/ts && npm ci --no-audit --no-fund && npm run check && npm run build && npm test'
 
 	if [ "${#FAILED[@]}" -gt 0 ]; then
 		printf '\033[1;31mFAILED after %d s:\033[0m\n' "$((SECONDS - start))" >&2
@@ -288,7 +314,19 @@ cmd_test() {
 	log "all checks passed in $((SECONDS - start)) s"
 }
 
+# Regenerate what is generated from the running schema: schema.graphql, then both clients.
+cmd_codegen() {
+	ensure_rust
+	ensure_node
+	cargo run --quiet -- export-schema
+	cargo run --quiet -p weberei-client-codegen
+	(cd clients/ts && npm ci --no-audit --no-fund && npm run codegen)
+}
+
 case "${1:-}" in
+codegen)
+	cmd_codegen
+	;;
 up)
 	shift
 	cmd_up "$@"
@@ -302,6 +340,7 @@ test)
 	cat >&2 <<'EOF'
 usage: ./dev.sh up [ARGS]   install what is missing, build, run `weberei up` (data in ./data)
        ./dev.sh test        install what is missing, start the test services, run every check
+       ./dev.sh codegen     export schema.graphql and regenerate the Rust and TypeScript clients
 EOF
 	exit 2
 	;;

@@ -5,24 +5,24 @@
 //! not contain the point receives nothing, retries are idempotent, and bad input is refused
 //! with VALIDATION and leaves nothing behind.
 //!
-//! Each test runs its own `weberei up` with its own Ort (so its own JetStream streams, subjects
-//! and Redis keys) and its own fresh database; the guard stops the binary with SIGTERM and
-//! deletes the streams and the database, also when an assertion fails.
+//! Each test runs its own `weberei up` (`testkit::up`) with its own Ort (so its own JetStream
+//! streams, subjects and Redis keys) and its own fresh database; the guard stops the binary
+//! with SIGTERM and deletes the streams and the database, also when an assertion fails.
+//! Mutations and queries go through the Rust client (`weberei-client`), except the malformed
+//! input its types cannot express; the subscribers speak both WebSocket protocols by hand.
 
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+use testkit::up::{Options, Up};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
-
-const URL_TIMEOUT: Duration = Duration::from_secs(60);
-const STOP_TIMEOUT: Duration = Duration::from_secs(30);
+use weberei_client::{
+    Client, CreateKnoten, Knoten, KnotenTyp, Register, create_knoten, knoten, register,
+};
 const WS_STEP_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Weimar-ish: the point every test ties its Knoten at.
@@ -37,120 +37,77 @@ fn bbox_around(lat: f64, lng: f64) -> Value {
 // ---------------------------------------------------------------------------------------------
 // The binary
 
-/// A running `weberei up` with its Ort and database. Dropping it (normally or on a failed
-/// assertion) sends SIGTERM, waits for the process, deletes the Ort's streams and drops the
-/// database.
+/// A running `weberei up` (testkit::up: its own Ort and fresh database; dropping it sends
+/// SIGTERM, waits, deletes the Ort's streams and drops the database, also when an assertion
+/// fails) and a role registered at start through the Rust client.
 struct Weberei {
-    child: Option<Child>,
-    /// `http://127.0.0.1:<port>` (no trailing slash).
-    url: String,
-    ort: String,
-    db: Option<testkit::TestDb>,
+    up: Up,
     http: reqwest::Client,
-    /// Session of a role registered at start; every request carries it.
+    /// The Rust client with the session of the role registered at start.
+    client: Client,
+    /// That session; every raw request carries it.
     token: String,
 }
 
 impl Weberei {
     /// Start `weberei up` with `WEBEREI_WS_TICK_MS` set to `tick_ms` (or unset: the default).
     async fn start(tick_ms: Option<u64>) -> Weberei {
-        let db = testkit::fresh_database().await;
-        let ort = testkit::unique_ort();
-        let addr = format!("127.0.0.1:{}", testkit::free_port());
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_weberei"));
-        cmd.arg("up")
-            .env("NATS_URL", testkit::nats_url())
-            .env("DATABASE_URL", &db.url)
-            .env("REDIS_URL", testkit::redis_url())
-            .env("WEBEREI_ORT", &ort)
-            .env("WEBEREI_DEMO", "false")
-            .env("WEBEREI_HTTP_ADDR", &addr)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        match tick_ms {
-            Some(ms) => cmd.env("WEBEREI_WS_TICK_MS", ms.to_string()),
-            None => cmd.env_remove("WEBEREI_WS_TICK_MS"),
-        };
-        let mut child = cmd.spawn().expect("spawning weberei up");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let stderr = child.stderr.take().expect("piped stderr");
-        let mut server = Weberei {
-            child: Some(child),
-            url: String::new(),
-            ort: ort.clone(),
-            db: Some(db),
+        let started = Instant::now();
+        let up = Up::start(
+            env!("CARGO_BIN_EXE_weberei"),
+            Options::default().ws_tick_ms(tick_ms),
+        )
+        .await;
+        let addr = up.addr().to_owned();
+        assert!(
+            up.url_line()
+                .contains(&format!("(GraphiQL: http://{addr}/graphiql)")),
+            "URL line without the GraphiQL address: {}",
+            up.url_line()
+        );
+        println!(
+            "weberei up ({}) printed its URL after {:?}",
+            up.ort(),
+            started.elapsed()
+        );
+        let anonymous = Client::builder(up.url())
+            .timeout(Duration::from_secs(15))
+            .build()
+            .unwrap();
+        let reg = anonymous
+            .mutate::<Register>(register::Variables {
+                input: register::RegisterInput {
+                    idempotency_key: String::new(),
+                    name: "Testerin".to_owned(),
+                    lat: 50.98,
+                    lng: 11.32,
+                    device_label: None,
+                },
+            })
+            .await
+            .unwrap_or_else(|e| panic!("register failed: {e}"));
+        let token = reg.register.token;
+        Weberei {
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(15))
                 .build()
                 .unwrap(),
-            token: String::new(),
-        };
-
-        // The logs: shown by the test harness only when the test fails.
-        let tag = ort.clone();
-        tokio::spawn(async move {
-            let mut lines = BufReader::new(stderr).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
-                println!("[{tag} stderr] {line}");
-            }
-        });
-
-        let mut lines = BufReader::new(stdout).lines();
-        let started = Instant::now();
-        let wanted = format!("Weberei is running at http://{addr}/");
-        loop {
-            let left = URL_TIMEOUT.saturating_sub(started.elapsed());
-            let line = tokio::time::timeout(left, lines.next_line())
-                .await
-                .unwrap_or_else(|_| panic!("weberei up printed no URL within {URL_TIMEOUT:?}"))
-                .expect("reading weberei's stdout");
-            let Some(line) = line else {
-                let status = server.child.as_mut().unwrap().wait().await;
-                panic!("weberei up closed stdout ({status:?}) before printing its URL");
-            };
-            println!("[{ort} stdout] {line}");
-            if line.starts_with(&wanted) {
-                assert!(
-                    line.contains(&format!("(GraphiQL: http://{addr}/graphiql)")),
-                    "URL line without the GraphiQL address: {line}"
-                );
-                break;
-            }
+            client: anonymous.with_token(token.clone()),
+            token,
+            up,
         }
-        println!(
-            "weberei up ({ort}) printed its URL after {:?}",
-            started.elapsed()
-        );
-        // Keep draining stdout so that the binary never blocks on a full pipe.
-        tokio::spawn(async move {
-            while let Ok(Some(line)) = lines.next_line().await {
-                println!("[{ort} stdout] {line}");
-            }
-        });
-        server.url = format!("http://{addr}");
-        let reg = server
-            .graphql(
-                "mutation($i: RegisterInput!) { register(input: $i) { token } }",
-                json!({"i": {"idempotencyKey": uuid::Uuid::new_v4().to_string(), "name": "Testerin", "lat": 50.98, "lng": 11.32}}),
-            )
-            .await;
-        server.token = reg["data"]["register"]["token"]
-            .as_str()
-            .unwrap_or_else(|| panic!("register failed: {reg}"))
-            .to_owned();
-        server
     }
 
     fn ws_url(&self) -> String {
-        format!("{}/graphql/ws", self.url.replacen("http://", "ws://", 1))
+        self.up.ws_url()
     }
 
-    /// POST a GraphQL request; returns the JSON body (HTTP status must be 200).
+    /// POST a GraphQL request as raw JSON (for input the typed client cannot express);
+    /// returns the JSON body (HTTP status must be 200).
     async fn graphql(&self, query: &str, variables: Value) -> Value {
         let resp = self
             .http
-            .post(format!("{}/graphql", self.url))
+            .post(format!("{}/graphql", self.up.url()))
             .bearer_auth(&self.token)
             .json(&json!({ "query": query, "variables": variables }))
             .send()
@@ -165,91 +122,56 @@ impl Weberei {
         serde_json::from_str(&body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"))
     }
 
-    /// `createKnoten` with `input` passed as a variable; returns the whole response body.
-    async fn create_knoten(&self, input: Value) -> Value {
+    /// `createKnoten` with `input` passed as a raw JSON variable; returns the whole body.
+    async fn create_knoten_raw(&self, input: Value) -> Value {
         self.graphql(CREATE_KNOTEN, json!({ "input": input })).await
     }
 
-    /// The ids of the Knoten the `knoten` query returns for `bbox`.
-    async fn knoten_ids(&self, bbox: Value) -> Vec<String> {
-        let body = self
-            .graphql(
-                "query($bbox: BboxInput!) { knoten(bbox: $bbox, first: 500) { edges { node { id } } } }",
-                json!({ "bbox": bbox }),
-            )
-            .await;
-        assert!(body.get("errors").is_none(), "knoten query failed: {body}");
-        body["data"]["knoten"]["edges"]
-            .as_array()
-            .unwrap_or_else(|| panic!("no edges in {body}"))
-            .iter()
-            .map(|e| e["node"]["id"].as_str().unwrap().to_owned())
-            .collect()
+    /// `createKnoten` through the client.
+    async fn create_knoten(
+        &self,
+        input: create_knoten::CreateKnotenInput,
+    ) -> create_knoten::ResponseData {
+        self.client
+            .mutate::<CreateKnoten>(create_knoten::Variables { input })
+            .await
+            .unwrap_or_else(|e| panic!("createKnoten failed: {e}"))
     }
-}
 
-impl Drop for Weberei {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            if let Some(pid) = child.id() {
-                let _ = std::process::Command::new("kill")
-                    .args(["-TERM", &pid.to_string()])
-                    .status();
-            }
-            let deadline = Instant::now() + STOP_TIMEOUT;
-            let mut exited = None;
-            while Instant::now() < deadline {
-                match child.try_wait() {
-                    Ok(None) => std::thread::sleep(Duration::from_millis(50)),
-                    Ok(Some(status)) => {
-                        exited = Some(status);
-                        break;
-                    }
-                    Err(_) => break,
-                }
-            }
-            match exited {
-                Some(status) => println!("weberei up ({}) exited: {status}", self.ort),
-                None => {
-                    println!(
-                        "weberei up ({}) did not exit within {STOP_TIMEOUT:?} after SIGTERM; killing it",
-                        self.ort
-                    );
-                    let _ = child.start_kill();
-                }
-            }
-        }
-        // Async cleanup on a thread of its own: this may run inside the test's runtime.
-        let ort = self.ort.clone();
-        let db = self.db.take();
-        let cleanup = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                match async_nats::connect(testkit::nats_url()).await {
-                    Ok(client) => {
-                        let js = async_nats::jetstream::new(client);
-                        for domain in ["social", "governance", "finance", "dlq", "system"] {
-                            let _ = js.delete_stream(format!("wg_{ort}_{domain}")).await;
-                        }
-                    }
-                    Err(e) => println!("cleanup: connecting to NATS failed: {e}"),
-                }
-                if let Some(db) = db {
-                    db.drop_db().await;
-                }
-            });
-        });
-        if cleanup.join().is_err() {
-            println!("cleanup of Ort {} failed", self.ort);
-        }
+    /// The ids of the Knoten the `knoten` query returns for the box around (lat, lng).
+    async fn knoten_ids(&self, lat: f64, lng: f64) -> Vec<String> {
+        let data = self
+            .client
+            .query::<Knoten>(knoten::Variables {
+                bbox: knoten::BboxInput {
+                    west: lng - 0.05,
+                    south: lat - 0.05,
+                    east: lng + 0.05,
+                    north: lat + 0.05,
+                },
+                first: Some(500),
+                after: None,
+            })
+            .await
+            .unwrap_or_else(|e| panic!("knoten query failed: {e}"));
+        data.knoten.edges.into_iter().map(|e| e.node.id).collect()
     }
 }
 
 const CREATE_KNOTEN: &str = "mutation($input: CreateKnotenInput!) { createKnoten(input: $input) { \
      knoten { id title lat lng h3 } event { id hash streamSequence } replayed } }";
+
+/// The input of a Knoten at (LAT, LNG) for the typed client.
+fn typed_input(key: &str, title: &str) -> create_knoten::CreateKnotenInput {
+    create_knoten::CreateKnotenInput {
+        idempotency_key: key.to_owned(),
+        title: title.to_owned(),
+        typ: KnotenTyp::Ideen,
+        lat: LAT,
+        lng: LNG,
+        content: Some(json!({ "text": "end to end" })),
+    }
+}
 
 const VIEWPORT: &str = "subscription($bbox: BboxInput!) { viewport(bbox: $bbox) { knoten { id title lat lng } cursor resync } }";
 
@@ -262,15 +184,6 @@ fn knoten_input(key: &str, title: &str) -> Value {
         "lng": LNG,
         "content": { "text": "end to end" },
     })
-}
-
-/// The created Knoten's id, asserting that the response has no errors.
-fn created_id(body: &Value) -> String {
-    assert!(body.get("errors").is_none(), "createKnoten failed: {body}");
-    body["data"]["createKnoten"]["knoten"]["id"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no knoten id in {body}"))
-        .to_owned()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -480,14 +393,13 @@ async fn a_created_knoten_reaches_a_viewport_subscriber_within_two_seconds() {
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     let before_post = Instant::now();
-    let body = server
-        .create_knoten(knoten_input(
-            &uuid::Uuid::new_v4().to_string(),
-            "Lesecafé am Markt",
-        ))
-        .await;
+    let id = server
+        .create_knoten(typed_input("", "Lesecafé am Markt"))
+        .await
+        .create_knoten
+        .knoten
+        .id;
     let posted = before_post.elapsed();
-    let id = created_id(&body);
 
     let (arrived, msg) = inside.wait_for_knoten(&id, Duration::from_secs(10)).await;
     let latency = arrived.duration_since(before_post);
@@ -517,10 +429,12 @@ async fn a_created_knoten_reaches_a_viewport_subscriber_within_two_seconds() {
     // The worst phase: tie a second Knoten right after a diff went out, so that it has to wait
     // for (almost) a whole tick. The budget must hold for it too.
     let before_post = Instant::now();
-    let body = server
-        .create_knoten(knoten_input(&uuid::Uuid::new_v4().to_string(), "Nähstube"))
-        .await;
-    let second = created_id(&body);
+    let second = server
+        .create_knoten(typed_input("", "Nähstube"))
+        .await
+        .create_knoten
+        .knoten
+        .id;
     let (arrived, _) = inside
         .wait_for_knoten(&second, Duration::from_secs(10))
         .await;
@@ -541,13 +455,12 @@ async fn the_legacy_graphql_ws_protocol_also_delivers() {
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     let before_post = Instant::now();
-    let body = server
-        .create_knoten(knoten_input(
-            &uuid::Uuid::new_v4().to_string(),
-            "Tauschregal",
-        ))
-        .await;
-    let id = created_id(&body);
+    let id = server
+        .create_knoten(typed_input("", "Tauschregal"))
+        .await
+        .create_knoten
+        .knoten
+        .id;
     let (arrived, msg) = sub.wait_for_knoten(&id, Duration::from_secs(10)).await;
     println!(
         "createKnoten -> graphql-ws subscriber (tick 200 ms): {:?}",
@@ -560,37 +473,27 @@ async fn the_legacy_graphql_ws_protocol_also_delivers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn retrying_a_create_with_the_same_key_is_idempotent_end_to_end() {
     let server = Weberei::start(Some(200)).await;
-    let input = knoten_input(&format!("e2e-{}", uuid::Uuid::new_v4()), "Werkzeugverleih");
+    let input = typed_input(&format!("e2e-{}", uuid::Uuid::new_v4()), "Werkzeugverleih");
 
     let first = server.create_knoten(input.clone()).await;
-    let id = created_id(&first);
+    let id = first.create_knoten.knoten.id.clone();
     let second = server.create_knoten(input).await;
     assert_eq!(
-        created_id(&second),
-        id,
-        "a retry made a second Knoten: {second}"
+        second.create_knoten.knoten.id, id,
+        "a retry made a second Knoten: {second:?}"
     );
 
-    let (a, b) = (
-        &first["data"]["createKnoten"],
-        &second["data"]["createKnoten"],
-    );
-    assert_eq!(a["replayed"], false, "{first}");
-    assert_eq!(b["replayed"], true, "{second}");
-    assert!(
-        a["event"]["hash"].as_str().is_some_and(|h| h.len() == 64),
-        "{first}"
-    );
-    assert_eq!(
-        a["event"]["hash"], b["event"]["hash"],
-        "{first} vs {second}"
-    );
-    assert_eq!(a["event"]["id"], b["event"]["id"], "{first} vs {second}");
+    let (a, b) = (&first.create_knoten, &second.create_knoten);
+    assert!(!a.replayed, "{first:?}");
+    assert!(b.replayed, "{second:?}");
+    assert_eq!(a.event.hash.len(), 64, "{first:?}");
+    assert_eq!(a.event.hash, b.event.hash, "{first:?} vs {second:?}");
+    assert_eq!(a.event.id, b.event.id, "{first:?} vs {second:?}");
 
     // Projected exactly once.
     let deadline = Instant::now() + Duration::from_secs(10);
     let ids = loop {
-        let ids = server.knoten_ids(bbox_around(LAT, LNG)).await;
+        let ids = server.knoten_ids(LAT, LNG).await;
         if !ids.is_empty() || Instant::now() > deadline {
             break ids;
         }
@@ -599,7 +502,7 @@ async fn retrying_a_create_with_the_same_key_is_idempotent_end_to_end() {
     assert_eq!(ids, vec![id.clone()], "expected exactly one Knoten {id}");
     // And it stays one (a late duplicate projection would show up here).
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(server.knoten_ids(bbox_around(LAT, LNG)).await, vec![id]);
+    assert_eq!(server.knoten_ids(LAT, LNG).await, vec![id]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -630,7 +533,7 @@ async fn bad_input_is_refused_with_validation_codes_end_to_end() {
     ];
     let mut failures = Vec::new();
     for (what, input, field) in cases {
-        let body = server.create_knoten(input).await;
+        let body = server.create_knoten_raw(input).await;
         let err = &body["errors"][0];
         let code = err["extensions"]["code"].as_str();
         let message = err["message"].as_str().unwrap_or_default();
@@ -647,7 +550,7 @@ async fn bad_input_is_refused_with_validation_codes_end_to_end() {
 
     // Nothing projected (give the projection worker time to do something wrong).
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let ids = server.knoten_ids(bbox_around(LAT, LNG)).await;
+    let ids = server.knoten_ids(LAT, LNG).await;
     if !ids.is_empty() {
         failures.push(format!("refused input was projected: {ids:?}"));
     }

@@ -1,7 +1,8 @@
 //! Live fan-out: each API instance follows the social stream itself (an ordered consumer,
-//! resuming after the last sequence it saw) and broadcasts decoded changes to its viewport
-//! subscribers. Several API instances therefore serve the same live map. The Webrat's feed
-//! follows the governance stream beside it the same way (`live_governance.rs`).
+//! resuming after the last sequence it saw) and broadcasts decoded changes; the process's
+//! [`TileHub`] groups them per tile for the viewport subscribers. Several API instances
+//! therefore serve the same live map. The Webrat's feed follows the governance stream beside
+//! it the same way, with a tile hub of its own (`live_governance.rs`).
 //!
 //! Position invariant (the viewport cursor relies on it): [`LiveHub::last_seq`] is stored only
 //! *after* the event with that sequence was handed to the broadcast channel, so a receiver that
@@ -25,7 +26,7 @@ use crate::config::ApiConfig;
 use crate::graphql::{FadenChange, HiddenNachricht, KnotenChange, KnotenNode, NachrichtNode};
 use crate::live_decode::Decoder;
 use crate::live_governance::GovernanceFeed;
-use crate::tiles::TileHub;
+use crate::tiles::{TileEvent, TileFeed, TileHub};
 
 /// One change on the map, with the stream position it came from.
 #[derive(Debug, Clone)]
@@ -63,6 +64,16 @@ impl LiveChange {
     }
 }
 
+impl TileEvent for LiveEvent {
+    fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    fn point(&self) -> Option<Point> {
+        self.change.point()
+    }
+}
+
 /// Broadcast of live changes. Cheap to clone.
 #[derive(Clone)]
 pub struct LiveHub {
@@ -73,7 +84,7 @@ pub struct LiveHub {
     shutdown: Option<watch::Receiver<bool>>,
     /// The per-process tile grouping, started with the first viewport subscription (it needs
     /// the API's tick settings, which the hub does not know when it is spawned).
-    tiles: Arc<OnceLock<TileHub>>,
+    tiles: Arc<OnceLock<TileHub<LiveEvent>>>,
     decoder: Decoder,
     /// The Webrat's feed: the governance stream, followed beside the social one.
     governance: GovernanceFeed,
@@ -139,8 +150,9 @@ impl LiveHub {
         self.following.load(Ordering::SeqCst)
     }
 
-    /// The process's tile hub, started on first use with `config`'s tick and queue settings.
-    pub(crate) fn tiles(&self, config: &ApiConfig) -> &TileHub {
+    /// The process's tile hub of the live map, started on first use with `config`'s tick and
+    /// queue settings.
+    pub(crate) fn tiles(&self, config: &ApiConfig) -> &TileHub<LiveEvent> {
         self.tiles
             .get_or_init(|| TileHub::spawn(self.clone(), config, self.shutdown.clone()))
     }
@@ -165,6 +177,21 @@ impl LiveHub {
             },
         )
         .await;
+    }
+}
+
+impl TileFeed for LiveHub {
+    type Event = LiveEvent;
+    const NAME: &'static str = "viewport";
+    const SUBSCRIBERS_METRIC: &'static str = "wg_viewport_subscribers";
+    const RESYNCS_METRIC: &'static str = "wg_viewport_resyncs_total";
+
+    fn subscribe(&self) -> broadcast::Receiver<Arc<LiveEvent>> {
+        self.tx.subscribe()
+    }
+
+    fn last_seq(&self) -> u64 {
+        self.last_seq.load(Ordering::SeqCst)
     }
 }
 

@@ -1,7 +1,9 @@
 //! The Webrat's live feed: each API instance follows the governance stream itself (an ordered
 //! consumer, like [`crate::live::LiveHub`] does for the social stream) and broadcasts the
-//! changes of Anträge, placed at their Weberei's centre, to `webrat` and `antragChanged`
-//! subscribers.
+//! changes of Anträge, placed at their Weberei's centre. `webrat` subscribers get them grouped
+//! by tile through the feed's own [`TileHub`] (the live map's machinery: one shared diff per
+//! tile and tick, bounded queues, resync, heartbeat); `antragChanged` subscribers read the
+//! broadcast directly and keep one Antrag's changes.
 //!
 //! It keeps the hub's position invariant: [`GovernanceFeed::last_seq`] is stored only after the
 //! event with that sequence was handed to the broadcast channel, so a receiver that reads
@@ -13,7 +15,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use async_graphql::ID;
 use bus::Bus;
@@ -21,12 +23,15 @@ use domain::events::{
     AntragEntschieden, AntragGestellt, EinspruchEingegangen, EventType, FlagOutcome, FlagRaised,
     FlagResolved, FlagTargetKind, StimmeAbgegeben,
 };
+use domain::geo::Point;
 use domain::{AggregateType, Envelope, StreamDomain};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
 use tokio::sync::{broadcast, watch};
 use uuid::Uuid;
 
+use crate::config::ApiConfig;
 use crate::graphql::{AntragChange, AntragChangeKind, AntragNode};
+use crate::tiles::{TileEvent, TileFeed, TileHub};
 
 /// Webereien remembered before the cache starts over.
 const CACHE_LIMIT: usize = 100_000;
@@ -36,6 +41,17 @@ const CACHE_LIMIT: usize = 100_000;
 pub(crate) struct GovernanceEvent {
     pub seq: u64,
     pub change: AntragChange,
+}
+
+impl TileEvent for GovernanceEvent {
+    fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    /// The centre of the Antrag's Weberei.
+    fn point(&self) -> Option<Point> {
+        self.change.point()
+    }
 }
 
 /// Decodes governance events into Webrat changes. Cheap to clone.
@@ -227,6 +243,10 @@ pub(crate) struct GovernanceFeed {
     last_seq: Arc<AtomicU64>,
     following: Arc<AtomicBool>,
     decoder: GovernanceDecoder,
+    shutdown: Option<watch::Receiver<bool>>,
+    /// The per-process tile grouping of `webrat` subscribers, started with the first one (it
+    /// needs the API's tick settings).
+    tiles: Arc<OnceLock<TileHub<GovernanceEvent>>>,
 }
 
 impl GovernanceFeed {
@@ -238,6 +258,8 @@ impl GovernanceFeed {
             last_seq: Arc::new(AtomicU64::new(0)),
             following: Arc::new(AtomicBool::new(false)),
             decoder: GovernanceDecoder::new(None, None),
+            shutdown: None,
+            tiles: Arc::new(OnceLock::new()),
         }
     }
 
@@ -249,6 +271,8 @@ impl GovernanceFeed {
             last_seq: Arc::new(AtomicU64::new(0)),
             following: Arc::new(AtomicBool::new(false)),
             decoder: GovernanceDecoder::new(Some(bus.clone()), Some(db)),
+            shutdown: Some(shutdown.clone()),
+            tiles: Arc::new(OnceLock::new()),
         };
         tokio::spawn(feed.clone().follow(bus, shutdown));
         feed
@@ -256,11 +280,6 @@ impl GovernanceFeed {
 
     pub(crate) fn subscribe(&self) -> broadcast::Receiver<Arc<GovernanceEvent>> {
         self.tx.subscribe()
-    }
-
-    /// The last governance stream sequence the feed has seen (0 before the first).
-    pub(crate) fn last_seq(&self) -> u64 {
-        self.last_seq.load(Ordering::SeqCst)
     }
 
     /// Whether the feed follows the stream from a known position yet.
@@ -271,6 +290,27 @@ impl GovernanceFeed {
     /// Decodes events the same way for the live feed and for replays.
     pub(crate) fn decoder(&self) -> &GovernanceDecoder {
         &self.decoder
+    }
+
+    /// The process's tile hub of the Webrat, started on first use with `config`'s tick and
+    /// queue settings.
+    pub(crate) fn tiles(&self, config: &ApiConfig) -> &TileHub<GovernanceEvent> {
+        self.tiles
+            .get_or_init(|| TileHub::spawn(self.clone(), config, self.shutdown.clone()))
+    }
+
+    /// Hand a change to the broadcast. The caller moves the position afterwards (the position
+    /// invariant above).
+    fn send(&self, seq: u64, change: AntragChange) {
+        // No receivers is fine: nobody is watching right now.
+        let _ = self.tx.send(Arc::new(GovernanceEvent { seq, change }));
+    }
+
+    /// As the follower does: send the change at `seq`, then move the position to it.
+    #[cfg(test)]
+    pub(crate) fn emit(&self, seq: u64, change: AntragChange) {
+        self.send(seq, change);
+        self.last_seq.store(seq, Ordering::SeqCst);
     }
 
     async fn follow(self, bus: Bus, shutdown: watch::Receiver<bool>) {
@@ -286,11 +326,27 @@ impl GovernanceFeed {
                 let feed = feed.clone();
                 async move {
                     if let Some(change) = feed.decoder.decode(&payload).await {
-                        let _ = feed.tx.send(Arc::new(GovernanceEvent { seq, change }));
+                        feed.send(seq, change);
                     }
                 }
             },
         )
         .await;
+    }
+}
+
+impl TileFeed for GovernanceFeed {
+    type Event = GovernanceEvent;
+    const NAME: &'static str = "webrat";
+    const SUBSCRIBERS_METRIC: &'static str = "wg_webrat_subscribers";
+    const RESYNCS_METRIC: &'static str = "wg_webrat_resyncs_total";
+
+    fn subscribe(&self) -> broadcast::Receiver<Arc<GovernanceEvent>> {
+        self.tx.subscribe()
+    }
+
+    /// The last governance stream sequence the feed has seen (0 before the first).
+    fn last_seq(&self) -> u64 {
+        self.last_seq.load(Ordering::SeqCst)
     }
 }

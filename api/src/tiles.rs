@@ -1,18 +1,32 @@
-//! Viewport tiles: a viewport's bounding box is covered by H3 cells ("tiles") at a resolution
-//! that follows the map's zoom, and one [`TileHub`] per process groups the subscribers per tile.
+//! Live tiles: a subscription's bounding box is covered by H3 cells ("tiles"), and one
+//! [`TileHub`] per process and feed groups the subscribers per tile. The hub is generic over
+//! the kind of change: the live map (`viewport`, changes of the social stream from
+//! [`crate::live::LiveHub`]) and the Webrat (`webrat`, Antrag changes of the governance stream
+//! from [`crate::live_governance::GovernanceFeed`], located at their Weberei's centre) each have
+//! one, with the same code. A feed says what it broadcasts and where its position stands
+//! ([`TileFeed`]); a change says its stream sequence and where it happened ([`TileEvent`]),
+//! which decides its tile at every resolution in use.
 //!
-//! Every `ws_tick` a single task takes the changes the [`LiveHub`] broadcast since the previous
-//! tick, computes ONE diff per tile that has subscribers and changes (shared as an `Arc`), and
-//! hands each subscriber the diffs of its tiles in one delivery. The task never awaits a
-//! subscriber: deliveries go into a bounded per-subscriber queue; a full queue is emptied and
-//! replaced by one `resync` notice, so a slow client costs nobody else anything.
+//! Every `ws_tick` a single task takes the changes the feed broadcast since the previous tick,
+//! computes ONE diff per tile that has subscribers and changes (the tile's changes in log
+//! order, shared as an `Arc`), and hands each subscriber the diffs of its tiles in one
+//! delivery. The task never awaits a subscriber: deliveries go into a bounded per-subscriber
+//! queue; a full queue is emptied and replaced by one `resync` notice, so a slow client costs
+//! nobody else anything. A subscriber whose queue got nothing for `heartbeat` gets a heartbeat.
+//! A tile's diff may hold changes just outside a subscriber's box (the tile reaches past it):
+//! each subscriber keeps the changes of its box with [`changes_in_box`].
 //!
-//! Invariants:
+//! Invariants (for every feed):
 //! - the cover of a box contains every cell that intersects it (a point inside the box always
-//!   lies in a covered tile);
-//! - a delivery's `upto` is the tick's position: every change with a sequence up to it has been
-//!   handed to this tick or an earlier one (see the position invariant in `live.rs`), so a
+//!   lies in a covered tile), at any resolution;
+//! - the task subscribes to the feed before [`TileHub::spawn`] returns, so a change the feed
+//!   sends after that reaches the task;
+//! - a delivery's `upto` is the tick's position in the feed's stream: every change with a
+//!   sequence up to it has been handed to this tick or an earlier one (the feed's position
+//!   invariant, see `live.rs`: it stores a position only after sending that change), so a
 //!   cursor made from it never skips a change;
+//! - a subscriber registered at position `p` gets every change with a larger sequence that its
+//!   tiles hold (a replay that reads the log to at least `p` hands over without a gap);
 //! - the tick task holds the registry lock only for in-memory work and never `.await`s while
 //!   holding it.
 
@@ -24,12 +38,37 @@ use std::time::Duration;
 use domain::geo::{Bbox, Point};
 use h3o::{CellIndex, LatLng, Resolution};
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
-use tokio::sync::{Notify, watch};
+use tokio::sync::{Notify, broadcast, watch};
 use tokio::time::Instant;
 use tracing::warn;
 
 use crate::config::ApiConfig;
-use crate::live::{LiveEvent, LiveHub};
+
+/// One change a [`TileHub`] groups by tile.
+pub trait TileEvent: std::fmt::Debug + Send + Sync + 'static {
+    /// The stream sequence it came from.
+    fn seq(&self) -> u64;
+    /// Where it happened (its tile at each resolution); `None`: it belongs to no place and is
+    /// never sent to a tile.
+    fn point(&self) -> Option<Point>;
+}
+
+/// A stream follower whose changes a [`TileHub`] groups by tile. It must keep the position
+/// invariant of `live.rs`: [`TileFeed::last_seq`] moves to `n` only after the change with
+/// sequence `n` was sent to the broadcast channel.
+pub trait TileFeed: Clone + Send + Sync + 'static {
+    type Event: TileEvent;
+    /// The subscription it serves, for logs.
+    const NAME: &'static str;
+    /// Gauge: subscribers registered now.
+    const SUBSCRIBERS_METRIC: &'static str;
+    /// Counter: queues that overflowed and were replaced by a resync notice.
+    const RESYNCS_METRIC: &'static str;
+    /// A receiver of every change sent from now on.
+    fn subscribe(&self) -> broadcast::Receiver<Arc<Self::Event>>;
+    /// The last stream sequence whose change (if any) was sent.
+    fn last_seq(&self) -> u64;
+}
 
 /// Zoom levels a viewport may ask for (web map zoom, 256-px tiles).
 pub const ZOOM_RANGE: std::ops::RangeInclusive<f64> = 0.0..=22.0;
@@ -114,6 +153,17 @@ pub fn cover(bbox: &Bbox, res: Resolution, max: usize) -> Option<Vec<CellIndex>>
     Some(covered)
 }
 
+/// The cover of `bbox` at the finest resolution not finer than `finest` that needs at most
+/// `max` tiles. Never refuses a box: at resolution 0 the whole Earth is 122 cells.
+pub fn cover_within(bbox: &Bbox, finest: Resolution, max: usize) -> Vec<CellIndex> {
+    (0..=u8::from(finest))
+        .rev()
+        .filter_map(|r| Resolution::try_from(r).ok())
+        .find_map(|r| cover(bbox, r, max))
+        .or_else(|| cover(bbox, Resolution::Zero, usize::MAX))
+        .unwrap_or_default()
+}
+
 fn may_intersect(cell: CellIndex, bbox: &Bbox, poles: &[Option<CellIndex>; 2]) -> bool {
     let boundary = cell.boundary();
     let (mut south, mut north) = (f64::MAX, f64::MIN);
@@ -143,20 +193,21 @@ fn may_intersect(cell: CellIndex, bbox: &Bbox, poles: &[Option<CellIndex>; 2]) -
         && east + dlng >= bbox.west
 }
 
-/// The changes of one tile in one tick, computed once and shared by all its subscribers.
+/// The changes of one tile in one tick (in log order), computed once and shared by all its
+/// subscribers.
 #[derive(Debug)]
-pub struct TileDiff {
-    pub events: Vec<Arc<LiveEvent>>,
+pub struct TileDiff<E> {
+    pub events: Vec<Arc<E>>,
 }
 
 /// What a subscriber's queue holds: at most one per tick.
-#[derive(Debug, Clone)]
-pub enum Delivery {
+#[derive(Debug)]
+pub enum Delivery<E> {
     /// The diffs of the subscriber's tiles that changed in one tick; `upto` is the tick's
     /// stream position.
     Changes {
         upto: u64,
-        tiles: Vec<Arc<TileDiff>>,
+        tiles: Vec<Arc<TileDiff<E>>>,
     },
     /// The subscriber fell behind and lost deliveries up to `upto`.
     Resync { upto: u64 },
@@ -164,7 +215,21 @@ pub enum Delivery {
     Heartbeat { upto: u64 },
 }
 
-impl Delivery {
+// By hand: a derive would ask `E: Clone`, but only `Arc`s are cloned.
+impl<E> Clone for Delivery<E> {
+    fn clone(&self) -> Self {
+        match self {
+            Self::Changes { upto, tiles } => Self::Changes {
+                upto: *upto,
+                tiles: tiles.clone(),
+            },
+            Self::Resync { upto } => Self::Resync { upto: *upto },
+            Self::Heartbeat { upto } => Self::Heartbeat { upto: *upto },
+        }
+    }
+}
+
+impl<E> Delivery<E> {
     fn upto(&self) -> u64 {
         match self {
             Self::Changes { upto, .. } | Self::Resync { upto } | Self::Heartbeat { upto } => *upto,
@@ -172,33 +237,55 @@ impl Delivery {
     }
 }
 
-struct Queue {
-    items: VecDeque<Delivery>,
+/// The changes of `tiles` with a sequence after `after` whose point lies in `bbox` (the exact
+/// filter after the tile grouping), in log order, each once.
+pub fn changes_in_box<'a, E: TileEvent>(
+    tiles: &'a [Arc<TileDiff<E>>],
+    after: u64,
+    bbox: &Bbox,
+) -> Vec<&'a E> {
+    let mut events: Vec<&E> = tiles
+        .iter()
+        .flat_map(|t| t.events.iter())
+        .map(AsRef::as_ref)
+        .filter(|e| e.seq() > after && in_box(e.point(), bbox))
+        .collect();
+    // A change lies in one tile per resolution and a subscriber's tiles share one, but stay
+    // safe: in log order, each once.
+    events.sort_unstable_by_key(|e| e.seq());
+    events.dedup_by_key(|e| e.seq());
+    events
+}
+
+struct Queue<E> {
+    items: VecDeque<Delivery<E>>,
     last_push: Instant,
 }
 
 /// The state a subscriber shares with the tick task.
-struct Mailbox {
-    queue: Mutex<Queue>,
+struct Mailbox<E> {
+    queue: Mutex<Queue<E>>,
     notify: Notify,
 }
 
-impl Mailbox {
-    /// Never waits: a full queue is dropped and replaced by one resync notice.
-    fn push(&self, delivery: Delivery, capacity: usize, now: Instant) {
+impl<E> Mailbox<E> {
+    /// Never waits: a full queue is dropped and replaced by one resync notice. Returns whether
+    /// that happened.
+    fn push(&self, delivery: Delivery<E>, capacity: usize, now: Instant) -> bool {
         let mut q = lock(&self.queue);
-        if q.items.len() >= capacity.max(1) {
+        let overflow = q.items.len() >= capacity.max(1);
+        if overflow {
             q.items.clear();
             q.items.push_back(Delivery::Resync {
                 upto: delivery.upto(),
             });
-            metrics::counter!("wg_viewport_resyncs_total").increment(1);
         } else {
             q.items.push_back(delivery);
         }
         q.last_push = now;
         drop(q);
         self.notify.notify_one();
+        overflow
     }
 }
 
@@ -207,37 +294,65 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-struct Registered {
+struct Registered<E> {
     tiles: Vec<CellIndex>,
-    mailbox: Arc<Mailbox>,
+    mailbox: Arc<Mailbox<E>>,
 }
 
-#[derive(Default)]
-struct Registry {
+struct Registry<E> {
     next_id: u64,
     /// The last tick's position: changes after it reach subscribers registered now.
     position: u64,
-    subscribers: HashMap<u64, Registered>,
+    subscribers: HashMap<u64, Registered<E>>,
     tiles: HashMap<CellIndex, Vec<u64>>,
     /// How many subscribers use each resolution (a change is located at each one in use).
     per_res: [usize; 16],
 }
 
-struct Shared {
-    registry: Mutex<Registry>,
+impl<E> Default for Registry<E> {
+    fn default() -> Self {
+        Self {
+            next_id: 0,
+            position: 0,
+            subscribers: HashMap::new(),
+            tiles: HashMap::new(),
+            per_res: [0; 16],
+        }
+    }
+}
+
+struct Shared<E> {
+    registry: Mutex<Registry<E>>,
     capacity: usize,
+    /// The feed's [`TileFeed::SUBSCRIBERS_METRIC`].
+    subscribers_metric: &'static str,
 }
 
-/// Per-process grouping of viewport subscribers by tile. Cheap to clone.
-#[derive(Clone)]
-pub struct TileHub {
-    shared: Arc<Shared>,
+impl<E> Shared<E> {
+    fn count_subscribers(&self, reg: &Registry<E>) {
+        metrics::gauge!(self.subscribers_metric).set(reg.subscribers.len() as f64);
+    }
 }
 
-impl TileHub {
-    /// Start the tick task: every `config.ws_tick`, until `shutdown` turns true.
-    pub fn spawn(
-        live: LiveHub,
+/// Per-process grouping of one feed's subscribers by tile; `E` is the feed's kind of change.
+/// Cheap to clone.
+pub struct TileHub<E> {
+    shared: Arc<Shared<E>>,
+}
+
+impl<E> Clone for TileHub<E> {
+    fn clone(&self) -> Self {
+        Self {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl<E: TileEvent> TileHub<E> {
+    /// Subscribe to `feed` and start the tick task: every `config.ws_tick`, until `shutdown`
+    /// turns true.
+    pub fn spawn<F: TileFeed<Event = E>>(
+        feed: F,
         config: &ApiConfig,
         shutdown: Option<watch::Receiver<bool>>,
     ) -> Self {
@@ -245,18 +360,21 @@ impl TileHub {
             shared: Arc::new(Shared {
                 registry: Mutex::new(Registry::default()),
                 capacity: config.ws_queue,
+                subscribers_metric: F::SUBSCRIBERS_METRIC,
             }),
         };
+        // Before returning: a change sent after registration must reach the task.
+        let rx = feed.subscribe();
         tokio::spawn(
             hub.clone()
-                .run(live, config.ws_tick, config.heartbeat, shutdown),
+                .run(feed, rx, config.ws_tick, config.heartbeat, shutdown),
         );
         hub
     }
 
     /// Register a subscriber for `tiles`; returns its subscription and the position from which
     /// on it receives changes (every change with a larger sequence).
-    pub fn register(&self, tiles: Vec<CellIndex>) -> (TileSubscription, u64) {
+    pub fn register(&self, tiles: Vec<CellIndex>) -> (TileSubscription<E>, u64) {
         let mailbox = Arc::new(Mailbox {
             queue: Mutex::new(Queue {
                 items: VecDeque::new(),
@@ -281,7 +399,7 @@ impl TileHub {
             },
         );
         let position = reg.position;
-        metrics::gauge!("wg_viewport_subscribers").set(reg.subscribers.len() as f64);
+        self.shared.count_subscribers(&reg);
         drop(reg);
         (
             TileSubscription {
@@ -293,14 +411,14 @@ impl TileHub {
         )
     }
 
-    async fn run(
+    async fn run<F: TileFeed<Event = E>>(
         self,
-        live: LiveHub,
+        feed: F,
+        mut rx: broadcast::Receiver<Arc<E>>,
         every: Duration,
         heartbeat: Duration,
         shutdown: Option<watch::Receiver<bool>>,
     ) {
-        let mut rx = live.subscribe();
         let stop = async move {
             match shutdown {
                 // Also ends when the sender is gone: the process is stopping.
@@ -313,23 +431,23 @@ impl TileHub {
         tokio::pin!(stop);
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut pending: Vec<Arc<LiveEvent>> = Vec::new();
+        let mut pending: Vec<Arc<E>> = Vec::new();
         let mut lagged = false;
-        let mut position = live.last_seq();
+        let mut position = feed.last_seq();
         loop {
             tokio::select! {
                 ev = rx.recv() => match ev {
                     Ok(ev) => pending.push(ev),
                     Err(RecvError::Lagged(n)) => {
-                        warn!(missed = n, "viewport tick fell behind the live feed; all subscribers resync");
+                        warn!(missed = n, "{} tick fell behind its feed; all subscribers resync", F::NAME);
                         lagged = true;
                     }
                     Err(RecvError::Closed) => return,
                 },
                 _ = tick.tick() => {
-                    // Read the hub's position first, then drain: every change up to it is in
-                    // the channel by then (live.rs sends before it stores the position).
-                    let hub_position = live.last_seq();
+                    // Read the feed's position first, then drain: every change up to it is in
+                    // the channel by then (the feed sends before it stores the position).
+                    let feed_position = feed.last_seq();
                     loop {
                         match rx.try_recv() {
                             Ok(ev) => pending.push(ev),
@@ -338,9 +456,12 @@ impl TileHub {
                         }
                     }
                     position = position
-                        .max(hub_position)
-                        .max(pending.last().map_or(0, |e| e.seq));
-                    self.dispatch(std::mem::take(&mut pending), position, std::mem::take(&mut lagged), heartbeat);
+                        .max(feed_position)
+                        .max(pending.last().map_or(0, |e| e.seq()));
+                    let resyncs = self.dispatch(std::mem::take(&mut pending), position, std::mem::take(&mut lagged), heartbeat);
+                    if resyncs > 0 {
+                        metrics::counter!(F::RESYNCS_METRIC).increment(resyncs);
+                    }
                 }
                 () = &mut stop => return,
             }
@@ -348,15 +469,19 @@ impl TileHub {
     }
 
     /// One tick: group the changes per tile, one shared diff per tile, one delivery per
-    /// subscriber. Synchronous on purpose: nothing here may wait for a subscriber.
-    fn dispatch(&self, events: Vec<Arc<LiveEvent>>, upto: u64, lagged: bool, heartbeat: Duration) {
+    /// subscriber. Synchronous on purpose: nothing here may wait for a subscriber. Returns how
+    /// many queues overflowed (and now hold a resync notice).
+    fn dispatch(&self, events: Vec<Arc<E>>, upto: u64, lagged: bool, heartbeat: Duration) -> u64 {
         let now = Instant::now();
         let capacity = self.shared.capacity;
+        let mut overflows = 0;
         let mut reg = lock(&self.shared.registry);
         reg.position = upto;
         if lagged {
             for entry in reg.subscribers.values() {
-                entry.mailbox.push(Delivery::Resync { upto }, capacity, now);
+                if entry.mailbox.push(Delivery::Resync { upto }, capacity, now) {
+                    overflows += 1;
+                }
             }
         }
         let resolutions: Vec<Resolution> = reg
@@ -366,10 +491,10 @@ impl TileHub {
             .filter(|(_, n)| **n > 0)
             .filter_map(|(r, _)| Resolution::try_from(r as u8).ok())
             .collect();
-        let mut by_tile: HashMap<CellIndex, Vec<Arc<LiveEvent>>> = HashMap::new();
+        let mut by_tile: HashMap<CellIndex, Vec<Arc<E>>> = HashMap::new();
         if !resolutions.is_empty() {
             for ev in &events {
-                let Some(point) = ev.change.point() else {
+                let Some(point) = ev.point() else {
                     continue;
                 };
                 for res in &resolutions {
@@ -380,7 +505,7 @@ impl TileHub {
                 }
             }
         }
-        let mut per_subscriber: HashMap<u64, Vec<Arc<TileDiff>>> = HashMap::new();
+        let mut per_subscriber: HashMap<u64, Vec<Arc<TileDiff<E>>>> = HashMap::new();
         for (cell, events) in by_tile {
             let diff = Arc::new(TileDiff { events });
             for id in reg.tiles.get(&cell).into_iter().flatten() {
@@ -388,33 +513,38 @@ impl TileHub {
             }
         }
         for (id, tiles) in per_subscriber {
-            if let Some(entry) = reg.subscribers.get(&id) {
-                entry
+            if let Some(entry) = reg.subscribers.get(&id)
+                && entry
                     .mailbox
-                    .push(Delivery::Changes { upto, tiles }, capacity, now);
+                    .push(Delivery::Changes { upto, tiles }, capacity, now)
+            {
+                overflows += 1;
             }
         }
         for entry in reg.subscribers.values() {
             let quiet = now.duration_since(lock(&entry.mailbox.queue).last_push);
-            if quiet >= heartbeat {
-                entry
+            if quiet >= heartbeat
+                && entry
                     .mailbox
-                    .push(Delivery::Heartbeat { upto }, capacity, now);
+                    .push(Delivery::Heartbeat { upto }, capacity, now)
+            {
+                overflows += 1;
             }
         }
+        overflows
     }
 }
 
 /// A registered subscriber; unregisters when dropped.
-pub struct TileSubscription {
+pub struct TileSubscription<E> {
     id: u64,
-    mailbox: Arc<Mailbox>,
-    shared: Arc<Shared>,
+    mailbox: Arc<Mailbox<E>>,
+    shared: Arc<Shared<E>>,
 }
 
-impl TileSubscription {
+impl<E> TileSubscription<E> {
     /// The next delivery, waiting for the tick that produces it.
-    pub async fn next(&self) -> Delivery {
+    pub async fn next(&self) -> Delivery<E> {
         loop {
             if let Some(d) = lock(&self.mailbox.queue).items.pop_front() {
                 return d;
@@ -424,7 +554,7 @@ impl TileSubscription {
     }
 }
 
-impl Drop for TileSubscription {
+impl<E> Drop for TileSubscription<E> {
     fn drop(&mut self) {
         let mut reg = lock(&self.shared.registry);
         if let Some(entry) = reg.subscribers.remove(&self.id) {
@@ -441,7 +571,7 @@ impl Drop for TileSubscription {
                 reg.per_res[r] = reg.per_res[r].saturating_sub(1);
             }
         }
-        metrics::gauge!("wg_viewport_subscribers").set(reg.subscribers.len() as f64);
+        self.shared.count_subscribers(&reg);
     }
 }
 
@@ -455,6 +585,9 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use super::*;
+    use crate::graphql::{AntragChange, AntragChangeKind};
+    use crate::live::{LiveEvent, LiveHub};
+    use crate::live_governance::{GovernanceEvent, GovernanceFeed};
     use rand::Rng;
 
     fn bbox(west: f64, south: f64, east: f64, north: f64) -> Bbox {
@@ -588,7 +721,7 @@ mod tests {
             notify: Notify::new(),
         };
         for upto in 1..=10 {
-            let changes = Delivery::Changes {
+            let changes = Delivery::<LiveEvent>::Changes {
                 upto,
                 tiles: Vec::new(),
             };
@@ -624,5 +757,143 @@ mod tests {
         let reg = lock(&hub.shared.registry);
         assert!(reg.subscribers.is_empty() && reg.tiles.is_empty());
         assert_eq!(reg.per_res.iter().sum::<usize>(), 0);
+    }
+
+    #[test]
+    fn a_box_too_long_for_the_tile_cap_gets_coarser_tiles_and_stays_covered() {
+        // 8 km tall, 300 degrees wide (within the area limit): too many tiles at resolution 3.
+        let b = bbox(-150.0, -0.035, 150.0, 0.035);
+        assert!(cover(&b, Resolution::Three, 300).is_none());
+        let tiles = cover_within(&b, Resolution::Seven, 300);
+        assert!(!tiles.is_empty() && tiles.len() <= 300, "{}", tiles.len());
+        let res = tiles[0].resolution();
+        assert!(u8::from(res) < 3, "{res}");
+        let tiles: HashSet<_> = tiles.into_iter().collect();
+        let mut rng = rand::rng();
+        for _ in 0..2_000 {
+            let p = Point::new(
+                rng.random_range(b.south..=b.north),
+                rng.random_range(b.west..=b.east),
+            )
+            .unwrap();
+            assert!(tiles.contains(&p.cell(res)), "{p:?}");
+        }
+        // A box that fits is covered at the finest resolution allowed.
+        let small = bbox(11.31, 50.97, 11.33, 50.99);
+        let tiles = cover_within(&small, Resolution::Seven, 300);
+        assert!(tiles.iter().all(|t| t.resolution() == Resolution::Seven));
+    }
+
+    /// The Webrat's hub: ticks every 10 ms, no heartbeat in a test's time.
+    fn webrat_hub(feed: &GovernanceFeed, queue: usize) -> &TileHub<GovernanceEvent> {
+        feed.tiles(&ApiConfig {
+            ws_tick: Duration::from_millis(10),
+            heartbeat: Duration::from_secs(3600),
+            ws_queue: queue,
+            ..ApiConfig::default()
+        })
+    }
+
+    /// A vote on Antrag `n` of the Weberei at (lat, lng).
+    fn antrag_change(n: u128, lat: f64, lng: f64) -> AntragChange {
+        let mut change = AntragChange::new(
+            uuid::Uuid::from_u128(n),
+            AntragChangeKind::Vote,
+            chrono::Utc::now(),
+        );
+        let weberei = Point::new(lat, lng).unwrap().cell(domain::geo::WEAVERY_RES);
+        change.place(&weberei.to_string()).unwrap();
+        change
+    }
+
+    async fn next_delivery<E>(sub: &TileSubscription<E>) -> Delivery<E> {
+        tokio::time::timeout(Duration::from_secs(2), sub.next())
+            .await
+            .expect("no delivery")
+    }
+
+    #[tokio::test]
+    async fn two_webrat_subscribers_of_one_tile_share_one_diff_and_another_tile_gets_nothing() {
+        let feed = GovernanceFeed::detached();
+        let hub = webrat_hub(&feed, 64);
+        let change = antrag_change(1, 50.98, 11.32);
+        let tile = change.point().unwrap().cell(Resolution::Six);
+        let (a, at_a) = hub.register(vec![tile]);
+        let (b, _) = hub.register(vec![tile]);
+        let munich = Point::new(48.14, 11.58).unwrap().cell(Resolution::Six);
+        let (elsewhere, _) = hub.register(vec![munich]);
+        assert_eq!(at_a, 0, "registered before the first tick");
+        // Nothing has awaited since the hub was started (this runtime has one thread, so its
+        // tick task has not run yet): the change reaches it all the same.
+        feed.emit(1, change);
+        let (Delivery::Changes { upto: 1, tiles: ta }, Delivery::Changes { upto: 1, tiles: tb }) =
+            (next_delivery(&a).await, next_delivery(&b).await)
+        else {
+            panic!("both subscribers get the change at position 1");
+        };
+        assert_eq!((ta.len(), tb.len()), (1, 1));
+        assert!(Arc::ptr_eq(&ta[0], &tb[0]), "one diff for the tile, shared");
+        assert_eq!(ta[0].events.len(), 1);
+        assert_eq!(ta[0].events[0].seq, 1);
+        assert_eq!(
+            ta[0].events[0].change.antrag_id.0,
+            uuid::Uuid::from_u128(1).to_string()
+        );
+        assert!(
+            tokio::time::timeout(Duration::from_millis(200), elsewhere.next())
+                .await
+                .is_err(),
+            "a change in Weimar reached a subscriber in Munich"
+        );
+        // The next registration starts after what the ticks have covered.
+        let (_, at) = hub.register(vec![tile]);
+        assert_eq!(at, 1);
+    }
+
+    #[tokio::test]
+    async fn a_slow_webrat_subscriber_gets_resync_while_a_fast_one_stays_live() {
+        let feed = GovernanceFeed::detached();
+        let hub = webrat_hub(&feed, 2);
+        let tile = antrag_change(0, 50.98, 11.32)
+            .point()
+            .unwrap()
+            .cell(Resolution::Seven);
+        let (fast, _) = hub.register(vec![tile]);
+        let (slow, _) = hub.register(vec![tile]);
+        for seq in 1..=5 {
+            feed.emit(seq, antrag_change(u128::from(seq), 50.98, 11.32));
+            // One tick per change: the fast subscriber reads each one as it comes.
+            match next_delivery(&fast).await {
+                Delivery::Changes { upto, tiles } => {
+                    assert_eq!(upto, seq);
+                    let seqs: Vec<u64> = tiles
+                        .iter()
+                        .flat_map(|t| t.events.iter().map(|e| e.seq))
+                        .collect();
+                    assert_eq!(seqs, vec![seq]);
+                }
+                other => panic!("the fast subscriber got {other:?}"),
+            }
+        }
+        // The slow one read nothing: its queue of two overflowed, and all that is left is one
+        // notice covering everything it lost.
+        match next_delivery(&slow).await {
+            Delivery::Resync { upto: 5 } => {}
+            other => panic!("the slow subscriber got {other:?}"),
+        }
+        assert!(
+            tokio::time::timeout(Duration::from_millis(100), slow.next())
+                .await
+                .is_err(),
+            "more than the resync notice was queued"
+        );
+        // After the notice it is live again, like the fast one.
+        feed.emit(6, antrag_change(6, 50.98, 11.32));
+        for sub in [&fast, &slow] {
+            match next_delivery(sub).await {
+                Delivery::Changes { upto: 6, tiles } => assert_eq!(tiles[0].events[0].seq, 6),
+                other => panic!("{other:?}"),
+            }
+        }
     }
 }

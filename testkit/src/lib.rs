@@ -20,6 +20,8 @@
 // with a clear message is the most useful thing a test helper can do about it.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
+pub mod up;
+
 use migration::MigratorTrait;
 use rand::Rng;
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection};

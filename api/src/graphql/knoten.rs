@@ -213,6 +213,9 @@ pub struct CreateKnotenPayload {
     pub replayed: bool,
 }
 
+/// A page of Knoten from the `knoten` query, oldest first.
+pub(crate) type KnotenConnection = Connection<String, KnotenNode, EmptyFields, EmptyFields>;
+
 #[derive(Default)]
 pub struct KnotenQuery;
 
@@ -223,10 +226,13 @@ impl KnotenQuery {
     async fn knoten(
         &self,
         ctx: &Context<'_>,
+        #[graphql(
+            desc = "The box to look in, in degrees; its area (width times height) must not exceed `Config.maxBboxAreaDeg2` square degrees (VALIDATION)."
+        )]
         bbox: BboxInput,
         #[graphql(desc = "Page size, 1 to 500 (default 100).")] first: Option<i32>,
         #[graphql(desc = "Cursor of the last edge of the previous page.")] after: Option<String>,
-    ) -> Result<Connection<String, KnotenNode, EmptyFields, EmptyFields>> {
+    ) -> Result<KnotenConnection> {
         let deps = ctx.data::<Deps>()?;
         let bbox = bbox.validate(deps.config.max_bbox_area_deg2)?;
         let max = deps.config.max_page_size as i32;
@@ -333,6 +339,7 @@ impl KnotenMutation {
     async fn create_knoten(
         &self,
         ctx: &Context<'_>,
+        #[graphql(desc = "The new Knoten and the idempotency key of this call.")]
         input: CreateKnotenInput,
     ) -> Result<CreateKnotenPayload> {
         let caller = require_caller(ctx)?;

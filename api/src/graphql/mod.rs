@@ -29,6 +29,8 @@ pub use scalars::U64;
 pub use social::{FadenNode, FadenTypGql, NachrichtNode};
 pub use viewport::{FadenChange, FadenChangeKind, HiddenNachricht, KnotenChange, KnotenChangeKind};
 
+/// Everything that can be read: the map (Knoten in a box), rooms, roles and sessions, search,
+/// the server's public configuration, the Webrat's Anträge, delegations and moderation threads.
 #[derive(MergedObject, Default)]
 pub struct QueryRoot(
     knoten::KnotenQuery,
@@ -37,6 +39,9 @@ pub struct QueryRoot(
     governance::GovernanceQuery,
 );
 
+/// Everything that changes state. All but `register` need a session. Mutations that record an
+/// event take an `idempotencyKey` that makes them safe to retry: a retry with the same key
+/// records nothing new (see each input's `idempotencyKey`).
 #[derive(MergedObject, Default)]
 pub struct MutationRoot(
     rolle::RolleMutation,
@@ -45,6 +50,9 @@ pub struct MutationRoot(
     governance::GovernanceMutation,
 );
 
+/// Live updates over the WebSocket at `/graphql/ws` (graphql-transport-ws or graphql-ws): map
+/// changes in a viewport and Webrat changes in a box (as diffs with a `cursor` to resume from),
+/// and the changes of one Antrag.
 #[derive(MergedSubscription, Default)]
 pub struct SubscriptionRoot(
     viewport::ViewportSubscription,
@@ -96,7 +104,25 @@ fn builder(
     .extension(crate::error::ErrorCodes)
     .limit_depth(12)
     .limit_complexity(1_000)
-    .limit_recursive_depth(32);
+    .limit_recursive_depth(32)
+    // Connection types are generic: their descriptions are set here, by type.
+    .override_output_type_description::<knoten::KnotenConnection>(
+        "A page of Knoten from the `knoten` query, oldest first. Pass `pageInfo.endCursor` as \
+         `after` for the next page.",
+    )
+    .override_output_type_description::<social::NachrichtConnection>(
+        "A page of a room's messages (`Room.thread`), oldest first within the page. Page \
+         backwards with `pageInfo.startCursor` as `before`, forwards with `pageInfo.endCursor` \
+         as `after`.",
+    )
+    .override_output_type_description::<governance::AntragConnection>(
+        "A page of Anträge from the `antraege` query, newest first. Pass `pageInfo.endCursor` \
+         as `after` for the next page.",
+    )
+    .override_output_type_description::<governance::ModerationThreadConnection>(
+        "A page of moderation threads from the `moderationThreads` query, most recently \
+         flagged first. Pass `pageInfo.endCursor` as `after` for the next page.",
+    );
     if let (Some(bus), Some(db), Some(hub)) = (bus, db, hub) {
         b = b
             .data(DataLoader::new(

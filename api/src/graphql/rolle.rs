@@ -92,9 +92,11 @@ pub(crate) async fn load_rolle(ctx: &Context<'_>, id: Uuid) -> Result<Option<Rol
 /// A logged-in device.
 #[derive(SimpleObject, Clone, Debug)]
 pub struct Session {
+    /// Session id (UUID): pass it to `revokeSession` to end the session.
     pub id: ID,
     /// The label given at register/login, if any (e.g. "Laptop").
     pub label: Option<String>,
+    /// When the session was opened (RFC 3339, UTC).
     pub created_at: DateTime<Utc>,
     /// Last request with this session (updated at most once a minute).
     pub last_seen_at: DateTime<Utc>,
@@ -122,10 +124,12 @@ pub struct RegisterInput {
 /// The new role and a session token for it.
 #[derive(SimpleObject, Clone, Debug)]
 pub struct RegisterPayload {
+    /// The registered role (on a replay: the role registered before with this key).
     pub rolle: RolleNode,
     /// Opaque bearer token: send `Authorization: Bearer <token>` (HTTP) or
     /// `{"authorization": "Bearer <token>"}` in `connection_init` (WebSocket). Shown once.
     pub token: String,
+    /// The session the token opens (a new one on every call, also on a replay).
     pub session: Session,
     /// The `RolleRegistriert` event.
     pub event: EventReceipt,
@@ -136,12 +140,14 @@ pub struct RegisterPayload {
 /// Delete the caller's role.
 #[derive(InputObject, Clone, Debug)]
 pub struct DeleteAccountInput {
+    /// Client-chosen key (1-128 visible ASCII characters) making the mutation safe to retry.
     pub idempotency_key: String,
     /// Must be true: deleting destroys the role's data key; its name and messages become
     /// unreadable everywhere, for good.
     pub confirm: bool,
 }
 
+/// The result of `deleteAccount`.
 #[derive(SimpleObject, Clone, Debug)]
 pub struct DeleteAccountPayload {
     /// The `UserDeleted` event.
@@ -162,7 +168,11 @@ impl RolleQuery {
     }
 
     /// A role by id.
-    async fn rolle(&self, ctx: &Context<'_>, id: ID) -> Result<Option<RolleNode>> {
+    async fn rolle(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Id of the role (UUID).")] id: ID,
+    ) -> Result<Option<RolleNode>> {
         let id = parse_id(&id, "id")?;
         load_rolle(ctx, id).await
     }
@@ -274,7 +284,12 @@ pub struct RolleMutation;
 #[Object]
 impl RolleMutation {
     /// Register a role and open a session. Needs no session.
-    async fn register(&self, ctx: &Context<'_>, input: RegisterInput) -> Result<RegisterPayload> {
+    async fn register(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The new role's name and home, and the key that makes retrying safe.")]
+        input: RegisterInput,
+    ) -> Result<RegisterPayload> {
         let deps = ctx.data::<Deps>()?;
         let client = ctx.data_opt::<ClientInfo>();
         Ok(register(deps, client, input).await?)
@@ -290,7 +305,11 @@ impl RolleMutation {
     }
 
     /// End one of the caller's sessions (e.g. a lost phone). False if it was not live.
-    async fn revoke_session(&self, ctx: &Context<'_>, id: ID) -> Result<bool> {
+    async fn revoke_session(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Id of the session (`Session.id`).")] id: ID,
+    ) -> Result<bool> {
         let caller = require_caller(ctx)?;
         let deps = ctx.data::<Deps>()?;
         let id = parse_id(&id, "id")?;
@@ -304,6 +323,7 @@ impl RolleMutation {
     async fn delete_account(
         &self,
         ctx: &Context<'_>,
+        #[graphql(desc = "The confirmation and the idempotency key of this call.")]
         input: DeleteAccountInput,
     ) -> Result<DeleteAccountPayload> {
         let caller = require_caller(ctx)?;

@@ -5,6 +5,9 @@ use async_graphql::{InputValueError, InputValueResult, Scalar, ScalarType, Value
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct U64(pub u64);
 
+/// An unsigned 64-bit integer as a decimal string (e.g. `"18446744073709551615"`): stream
+/// sequences outgrow GraphQL's 32-bit `Int` and JavaScript's safe integers. As input, a
+/// non-negative integer literal is accepted too.
 #[Scalar(name = "U64")]
 impl ScalarType for U64 {
     fn parse(value: Value) -> InputValueResult<Self> {

@@ -59,6 +59,8 @@ fn faden_typ(s: &str) -> FadenTypGql {
 pub struct FadenNode {
     /// Stable id: the same role, Knoten and typ always give the same Faden.
     pub id: ID,
+    /// What the thread says about its role's relation to the Knoten; a role can have one
+    /// thread of each typ to the same Knoten.
     pub typ: FadenTypGql,
     /// Id of the role the thread starts from.
     pub from_rolle_id: ID,
@@ -163,22 +165,28 @@ pub(crate) async fn participants(ctx: &Context<'_>, knoten: Uuid) -> Result<Vec<
 #[derive(SimpleObject, Clone, Debug)]
 #[graphql(name = "Nachricht", complex)]
 pub struct NachrichtNode {
+    /// Stable id (UUID).
     pub id: ID,
+    /// Id of the Knoten whose room it was written in.
     pub knoten_id: ID,
+    /// Id of the role that wrote it.
     pub author_id: ID,
     /// The text; null once its author deleted their role.
     pub text: Option<String>,
     /// Ids of the roles mentioned with @name.
     pub mention_ids: Vec<ID>,
+    /// When it was written (RFC 3339, UTC).
     pub created_at: DateTime<Utc>,
 }
 
 #[ComplexObject]
 impl NachrichtNode {
+    /// The role that wrote it (a deleted role shows under its alias).
     async fn author(&self, ctx: &Context<'_>) -> Result<Option<RolleNode>> {
         load_rolle(ctx, parse_id(&self.author_id, "authorId")?).await
     }
 
+    /// The roles mentioned with @name, in the order of `mentionIds`.
     async fn mentions(&self, ctx: &Context<'_>) -> Result<Vec<RolleNode>> {
         let ids: Vec<Uuid> = self
             .mention_ids
@@ -236,6 +244,7 @@ pub(crate) async fn load_nachricht(ctx: &Context<'_>, id: Uuid) -> Result<Option
 pub struct Design {
     /// Send this as `expectedVersion` when you edit.
     pub version: i32,
+    /// The content as last saved (a JSON object, at most 16 KiB).
     pub content: Json<serde_json::Value>,
 }
 
@@ -245,8 +254,13 @@ pub struct Room {
     id: Uuid,
 }
 
+/// A page of a room's messages (`Room.thread`), oldest first.
+pub(crate) type NachrichtConnection = Connection<String, NachrichtNode, EmptyFields, EmptyFields>;
+
+/// The room of a Knoten: its thread of messages, participants and design area.
 #[Object]
 impl Room {
+    /// The Knoten this room belongs to.
     async fn knoten(&self) -> &KnotenNode {
         &self.knoten
     }
@@ -256,11 +270,23 @@ impl Room {
     async fn thread(
         &self,
         ctx: &Context<'_>,
+        #[graphql(
+            desc = "Page forwards: the oldest messages (after `after`), 1 to 200. Not together with `last` (VALIDATION)."
+        )]
         first: Option<i32>,
+        #[graphql(
+            desc = "Only messages after this cursor (paging forwards: the last edge of the previous page)."
+        )]
         after: Option<String>,
+        #[graphql(
+            desc = "Page backwards: the newest messages (before `before`), 1 to 200. Without `first` and `last`: the newest 50."
+        )]
         last: Option<i32>,
+        #[graphql(
+            desc = "Only messages before this cursor (paging backwards: the first edge of the previous page)."
+        )]
         before: Option<String>,
-    ) -> Result<Connection<String, NachrichtNode, EmptyFields, EmptyFields>> {
+    ) -> Result<NachrichtConnection> {
         let deps = ctx.data::<Deps>()?;
         let (limit, backwards) = match (first, last) {
             (Some(_), Some(_)) => {
@@ -367,20 +393,26 @@ fn decode_cursor(cursor: &str, field: &str) -> Result<(DateTime<Utc>, Uuid), Api
 /// What a search hit is.
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
 pub enum SearchKind {
+    /// A Knoten that has not faded (matched by its title).
     Knoten,
+    /// An Antrag (matched by its title).
     Antrag,
+    /// A role that has not been deleted (matched by its name).
     Rolle,
 }
 
 /// A search hit with a place to fly to.
 #[derive(SimpleObject, Clone, Debug)]
 pub struct SearchHit {
+    /// What the hit is: it says what `id` is the id of.
     pub kind: SearchKind,
+    /// Id of the Knoten, Antrag or role.
     pub id: ID,
     /// The Knoten or Antrag title, or the role's name.
     pub title: String,
     /// Where to fly to (a role: its home cell's centre; an Antrag: its Weberei's centre).
     pub lat: f64,
+    /// Longitude of the place to fly to, in degrees.
     pub lng: f64,
     /// Trigram similarity, 0 to 1 (higher is closer).
     pub score: f64,
@@ -406,6 +438,7 @@ pub struct Flags {
 /// What a client needs to know about this server.
 #[derive(SimpleObject, Clone, Debug)]
 pub struct Config {
+    /// Which optional features are switched on on this server.
     pub flags: Flags,
     /// How often viewport diffs arrive, in milliseconds.
     pub ws_tick_ms: i32,
@@ -430,7 +463,11 @@ pub struct SocialQuery;
 impl SocialQuery {
     /// The room of a Knoten (also of a faded one: its history stays readable; null for a
     /// Knoten hidden by moderation).
-    async fn room(&self, ctx: &Context<'_>, knoten_id: ID) -> Result<Option<Room>> {
+    async fn room(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Id of the Knoten.")] knoten_id: ID,
+    ) -> Result<Option<Room>> {
         let id = parse_id(&knoten_id, "knotenId")?;
         Ok(load_knoten(ctx, id)
             .await?
@@ -553,7 +590,9 @@ async fn search(
 /// Edit the design area of a Knoten.
 #[derive(InputObject, Clone, Debug)]
 pub struct UpdateKnotenDesignInput {
+    /// Client-chosen key (1-128 visible ASCII characters) making the mutation safe to retry.
     pub idempotency_key: String,
+    /// The Knoten whose design area to save (it must not have faded: CONFLICT otherwise).
     pub knoten_id: ID,
     /// The version your edit is based on (`Design.version`); if someone saved in between, the
     /// edit is refused with CONFLICT instead of overwriting theirs.
@@ -562,21 +601,29 @@ pub struct UpdateKnotenDesignInput {
     pub content: Json<serde_json::Value>,
 }
 
+/// The result of `updateKnotenDesign`.
 #[derive(SimpleObject, Clone, Debug)]
 pub struct UpdateKnotenDesignPayload {
+    /// The design area as saved, with its new version.
     pub design: Design,
+    /// The `KnotenGestaltet` event.
     pub event: EventReceipt,
+    /// True when this key had been used before: the original result, nothing new.
     pub replayed: bool,
 }
 
 /// Spin a thread from yourself to a Knoten (or renew it).
 #[derive(InputObject, Clone, Debug)]
 pub struct SpinFadenInput {
+    /// Client-chosen key (1-128 visible ASCII characters) making the mutation safe to retry.
     pub idempotency_key: String,
+    /// The Knoten to spin the thread to: NOT_FOUND if there is none, CONFLICT if it has faded.
     pub knoten_id: ID,
+    /// What the thread says about your relation to the Knoten.
     pub typ: FadenTypGql,
 }
 
+/// The result of `spinFaden`.
 #[derive(SimpleObject, Clone, Debug)]
 pub struct SpinFadenPayload {
     /// The thread as it is now.
@@ -585,23 +632,31 @@ pub struct SpinFadenPayload {
     pub event: Option<EventReceipt>,
     /// True when an existing thread was renewed (its expiry moved).
     pub renewed: bool,
+    /// True when this key had been used before: nothing new happened.
     pub replayed: bool,
 }
 
 /// Write a message in a Knoten's room.
 #[derive(InputObject, Clone, Debug)]
 pub struct WriteNachrichtInput {
+    /// Client-chosen key (1-128 visible ASCII characters): the same key always yields the same
+    /// message and never a second one.
     pub idempotency_key: String,
+    /// The Knoten whose room to write in (it must not have faded: CONFLICT otherwise).
     pub knoten_id: ID,
     /// 1 to 4000 characters. `@name` mentions a role: the name without spaces, any case
     /// (resolved among the room's participants first, then all roles).
     pub text: String,
 }
 
+/// The result of `writeNachricht`.
 #[derive(SimpleObject, Clone, Debug)]
 pub struct WriteNachrichtPayload {
+    /// The message as written.
     pub nachricht: NachrichtNode,
+    /// The `NachrichtGeschrieben` event.
     pub event: EventReceipt,
+    /// True when this key had been used before: the original result, nothing new.
     pub replayed: bool,
 }
 
@@ -614,6 +669,7 @@ impl SocialMutation {
     async fn update_knoten_design(
         &self,
         ctx: &Context<'_>,
+        #[graphql(desc = "The Knoten, the version the edit is based on and the new content.")]
         input: UpdateKnotenDesignInput,
     ) -> Result<UpdateKnotenDesignPayload> {
         let caller = require_caller(ctx)?;
@@ -656,7 +712,7 @@ impl SocialMutation {
     async fn spin_faden(
         &self,
         ctx: &Context<'_>,
-        input: SpinFadenInput,
+        #[graphql(desc = "The Knoten and the typ of the thread.")] input: SpinFadenInput,
     ) -> Result<SpinFadenPayload> {
         let caller = require_caller(ctx)?;
         let deps = ctx.data::<Deps>()?;
@@ -735,7 +791,7 @@ impl SocialMutation {
     async fn write_nachricht(
         &self,
         ctx: &Context<'_>,
-        input: WriteNachrichtInput,
+        #[graphql(desc = "The Knoten and the text.")] input: WriteNachrichtInput,
     ) -> Result<WriteNachrichtPayload> {
         let caller = require_caller(ctx)?;
         let deps = ctx.data::<Deps>()?;

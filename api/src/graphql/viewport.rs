@@ -48,15 +48,19 @@ pub enum KnotenChangeKind {
 /// A change to a Knoten already on the map.
 #[derive(SimpleObject, Clone, Debug)]
 pub struct KnotenChange {
+    /// Id of the Knoten (`Knoten.id`).
     pub id: async_graphql::ID,
+    /// What happened to it.
     pub kind: KnotenChangeKind,
+    /// Latitude of the Knoten in degrees (WGS84).
     pub lat: f64,
+    /// Longitude of the Knoten in degrees (WGS84).
     pub lng: f64,
     /// For DESIGNED: the new version.
     pub design_version: Option<i32>,
     /// For DESIGNED: the new content.
     pub content: Option<async_graphql::Json<serde_json::Value>>,
-    /// When it happened.
+    /// When it happened (RFC 3339, UTC).
     pub at: chrono::DateTime<chrono::Utc>,
 }
 
@@ -74,12 +78,15 @@ pub enum FadenChangeKind {
 /// A change to a thread.
 #[derive(SimpleObject, Clone, Debug)]
 pub struct FadenChange {
+    /// Id of the thread (`Faden.id`).
     pub id: async_graphql::ID,
     /// The Knoten it points to.
     pub knoten_id: async_graphql::ID,
+    /// What happened to it.
     pub kind: FadenChangeKind,
     /// For SPUN: the thread with its new expiry.
     pub faden: Option<super::social::FadenNode>,
+    /// When it happened (RFC 3339, UTC).
     pub at: chrono::DateTime<chrono::Utc>,
 }
 
@@ -234,6 +241,9 @@ impl ViewportSubscription {
     async fn viewport(
         &self,
         ctx: &Context<'_>,
+        #[graphql(
+            desc = "The box to watch, in degrees; its area (width times height) must not exceed `Config.maxBboxAreaDeg2` square degrees (VALIDATION)."
+        )]
         bbox: BboxInput,
         #[graphql(
             desc = "Map zoom, 0 to 22 (web map convention); it sets the tile size. Omitted: chosen from the box."
@@ -345,7 +355,7 @@ pub(super) async fn prepare_replay(
 }
 
 fn diffs(
-    subscription: TileSubscription,
+    subscription: TileSubscription<LiveEvent>,
     bbox: Bbox,
     replay: Option<Replay>,
     decoder: crate::live_decode::Decoder,
@@ -413,17 +423,7 @@ fn diffs(
             let diff = match delivery {
                 Delivery::Changes { upto, tiles } => {
                     let mut diff = ViewportDiff::notice(upto.max(seen_upto), false, false);
-                    let mut events: Vec<&LiveEvent> = tiles
-                        .iter()
-                        .flat_map(|t| t.events.iter())
-                        .map(AsRef::as_ref)
-                        .filter(|e| e.seq > seen_upto && tiles::in_box(e.change.point(), &bbox))
-                        .collect();
-                    // A change lies in one tile per resolution, but stay safe: in log order,
-                    // each once.
-                    events.sort_unstable_by_key(|e| e.seq);
-                    events.dedup_by_key(|e| e.seq);
-                    for e in events {
+                    for e in tiles::changes_in_box(&tiles, seen_upto, &bbox) {
                         diff.add(&e.change);
                     }
                     diff

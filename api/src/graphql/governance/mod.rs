@@ -28,6 +28,7 @@ mod types;
 pub use loaders::{AntragLoader, EinsprucheByAntrag, StimmenByAntrag, VerificationLoader};
 pub use mutations::GovernanceMutation;
 pub use queries::GovernanceQuery;
+pub(crate) use queries::{AntragConnection, ModerationThreadConnection};
 pub use subscriptions::{AntragChange, AntragChangeKind, GovernanceSubscription};
 pub use types::{AntragNode, EinspruchNode, StimmeNode};
 

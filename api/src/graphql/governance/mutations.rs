@@ -229,6 +229,9 @@ impl GovernanceMutation {
     async fn file_antrag(
         &self,
         ctx: &Context<'_>,
+        #[graphql(
+            desc = "The title, content and decision deadline, and the idempotency key of this call."
+        )]
         input: FileAntragInput,
     ) -> Result<FileAntragPayload> {
         let (caller, deps, client) = who(ctx)?;
@@ -271,7 +274,7 @@ impl GovernanceMutation {
     async fn object_to_antrag(
         &self,
         ctx: &Context<'_>,
-        input: ObjectToAntragInput,
+        #[graphql(desc = "The Antrag and the reason.")] input: ObjectToAntragInput,
     ) -> Result<ObjectToAntragPayload> {
         let (caller, deps, client) = who(ctx)?;
         let key = validate_idempotency_key(&input.idempotency_key)?;
@@ -309,7 +312,7 @@ impl GovernanceMutation {
     async fn cast_stimme(
         &self,
         ctx: &Context<'_>,
-        input: CastStimmeInput,
+        #[graphql(desc = "The Antrag and the vote.")] input: CastStimmeInput,
     ) -> Result<CastStimmePayload> {
         let (caller, deps, client) = who(ctx)?;
         let key = validate_idempotency_key(&input.idempotency_key)?;
@@ -341,7 +344,11 @@ impl GovernanceMutation {
     /// Delegate the caller's vote to another role until `validUntil` (one delegation per role: a
     /// new one replaces the old). Not to oneself (VALIDATION), to an existing role (NOT_FOUND),
     /// `validUntil` in the future (VALIDATION).
-    async fn delegate(&self, ctx: &Context<'_>, input: DelegateInput) -> Result<DelegatePayload> {
+    async fn delegate(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The delegate and until when the delegation holds.")] input: DelegateInput,
+    ) -> Result<DelegatePayload> {
         let (caller, deps, client) = who(ctx)?;
         let key = validate_idempotency_key(&input.idempotency_key)?;
         let to = parse_id(&input.to, "to")?;
@@ -395,7 +402,7 @@ impl GovernanceMutation {
     async fn revoke_delegation(
         &self,
         ctx: &Context<'_>,
-        input: RevokeDelegationInput,
+        #[graphql(desc = "The idempotency key of this call.")] input: RevokeDelegationInput,
     ) -> Result<RevokeDelegationPayload> {
         let (caller, deps, client) = who(ctx)?;
         let key = validate_idempotency_key(&input.idempotency_key)?;
@@ -419,7 +426,7 @@ impl GovernanceMutation {
     async fn confirm_verification(
         &self,
         ctx: &Context<'_>,
-        input: ConfirmVerificationInput,
+        #[graphql(desc = "The role to confirm.")] input: ConfirmVerificationInput,
     ) -> Result<ConfirmVerificationPayload> {
         let (caller, deps, client) = who(ctx)?;
         let key = validate_idempotency_key(&input.idempotency_key)?;
@@ -454,7 +461,7 @@ impl GovernanceMutation {
     async fn raise_flag(
         &self,
         ctx: &Context<'_>,
-        input: RaiseFlagInput,
+        #[graphql(desc = "The content and the reason.")] input: RaiseFlagInput,
     ) -> Result<RaiseFlagPayload> {
         let (caller, deps, client) = who(ctx)?;
         let key = validate_idempotency_key(&input.idempotency_key)?;
@@ -507,7 +514,7 @@ impl GovernanceMutation {
     async fn resolve_flag(
         &self,
         ctx: &Context<'_>,
-        input: ResolveFlagInput,
+        #[graphql(desc = "The flag, the outcome and the reason.")] input: ResolveFlagInput,
     ) -> Result<ResolveFlagPayload> {
         let (caller, deps, client) = who(ctx)?;
         let key = validate_idempotency_key(&input.idempotency_key)?;

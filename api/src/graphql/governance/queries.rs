@@ -27,6 +27,13 @@ use super::types::{
 // ---------------------------------------------------------------------------------------------
 // Queries
 
+/// A page of Anträge from the `antraege` query, newest first.
+pub(crate) type AntragConnection = Connection<String, AntragNode, EmptyFields, EmptyFields>;
+
+/// A page of moderation threads from the `moderationThreads` query, most recently flagged first.
+pub(crate) type ModerationThreadConnection =
+    Connection<String, ModerationThread, EmptyFields, EmptyFields>;
+
 #[derive(Default)]
 pub struct GovernanceQuery;
 
@@ -37,11 +44,14 @@ impl GovernanceQuery {
     async fn antraege(
         &self,
         ctx: &Context<'_>,
+        #[graphql(
+            desc = "The box whose Webereien to list, in degrees; its area (width times height) must not exceed `Config.maxBboxAreaDeg2` square degrees (VALIDATION)."
+        )]
         bbox: BboxInput,
         #[graphql(desc = "Only Anträge with this status.")] status: Option<AntragStatusGql>,
         #[graphql(desc = "Page size, 1 to 500 (default 50).")] first: Option<i32>,
         #[graphql(desc = "Cursor of the last edge of the previous page.")] after: Option<String>,
-    ) -> Result<Connection<String, AntragNode, EmptyFields, EmptyFields>> {
+    ) -> Result<AntragConnection> {
         let deps = ctx.data::<Deps>()?;
         let bbox = bbox.validate(deps.config.max_bbox_area_deg2)?;
         let first = page_size(first, 50, deps.config.max_page_size)?;
@@ -104,7 +114,11 @@ impl GovernanceQuery {
     }
 
     /// One Antrag by id (null if there is none, or it was hidden by moderation).
-    async fn antrag(&self, ctx: &Context<'_>, id: ID) -> Result<Option<AntragNode>> {
+    async fn antrag(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Id of the Antrag (UUID).")] id: ID,
+    ) -> Result<Option<AntragNode>> {
         let id = parse_id(&id, "id")?;
         ctx.data::<DataLoader<AntragLoader>>()?.load_one(id).await
     }
@@ -153,7 +167,7 @@ impl GovernanceQuery {
         open: Option<bool>,
         #[graphql(desc = "Page size, 1 to 500 (default 50).")] first: Option<i32>,
         #[graphql(desc = "Cursor of the last edge of the previous page.")] after: Option<String>,
-    ) -> Result<Connection<String, ModerationThread, EmptyFields, EmptyFields>> {
+    ) -> Result<ModerationThreadConnection> {
         let deps = ctx.data::<Deps>()?;
         let first = page_size(first, 50, deps.config.max_page_size)?;
         let after = after
@@ -233,7 +247,11 @@ impl GovernanceQuery {
     }
 
     /// One flag by id.
-    async fn flag(&self, ctx: &Context<'_>, id: ID) -> Result<Option<FlagNode>> {
+    async fn flag(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Id of the flag (UUID).")] id: ID,
+    ) -> Result<Option<FlagNode>> {
         let deps = ctx.data::<Deps>()?;
         let id = parse_id(&id, "id")?;
         Ok(load_flag(&deps.db, id).await?)

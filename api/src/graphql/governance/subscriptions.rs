@@ -1,11 +1,15 @@
-//! The Webrat's subscriptions.
+//! The Webrat's subscriptions. `webrat` uses the live map's tile machinery
+//! ([`crate::tiles::TileHub`], fed by the governance stream's follower): one shared diff per
+//! tile and tick, a bounded queue per subscriber (full: `resync`), heartbeats, and a cursor on
+//! the governance stream's position with a replay via `after`. `antragChanged` reads the
+//! follower's broadcast directly.
 
 use async_graphql::{Context, Enum, ID, Result, SimpleObject, Subscription};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use domain::events::AntragEntschieden;
-use domain::geo::Bbox;
+use domain::geo::{Bbox, Point};
 use domain::{AggregateType, DomainError, StreamDomain};
 use futures::{Stream, StreamExt};
 use uuid::Uuid;
@@ -14,6 +18,8 @@ use crate::error::ApiError;
 use crate::graphql::Deps;
 use crate::graphql::knoten::BboxInput;
 use crate::graphql::rolle::parse_id;
+use crate::live_governance::{GovernanceDecoder, GovernanceEvent};
+use crate::tiles::{self, Delivery, TileSubscription};
 
 use super::types::{
     AntragNode, AntragStatusGql, AntragTally, EinspruchNode, StimmeNode, cell_centre, int,
@@ -116,8 +122,9 @@ impl AntragChange {
         });
     }
 
-    fn in_box(&self, bbox: &Bbox) -> bool {
-        domain::geo::Point::new(self.weberei_lat, self.weberei_lng).is_ok_and(|p| bbox.contains(p))
+    /// Where the change is on the map: its Weberei's centre.
+    pub(crate) fn point(&self) -> Option<Point> {
+        Point::new(self.weberei_lat, self.weberei_lng).ok()
     }
 }
 
@@ -189,6 +196,9 @@ impl GovernanceSubscription {
     async fn webrat(
         &self,
         ctx: &Context<'_>,
+        #[graphql(
+            desc = "The box to watch, in degrees: the changes of the Webereien whose centre lies in it. Its area (width times height) must not exceed `Config.maxBboxAreaDeg2` square degrees (VALIDATION)."
+        )]
         bbox: BboxInput,
         #[graphql(
             desc = "Map zoom, 0 to 22 (web map convention). Webereien are fixed cells, so it only has to be valid."
@@ -222,9 +232,10 @@ impl GovernanceSubscription {
                 tokio::time::sleep(std::time::Duration::from_millis(50)).await;
             }
         }
-        // Subscribe before looking at the log: what comes after this position arrives live.
-        let rx = feed.subscribe();
-        let registered_at = feed.last_seq();
+        // Register before looking at the log: every change after the registration position
+        // arrives live, so a replay that reads at least that far leaves no gap.
+        let cover = webrat_tiles(&bbox, deps.config.max_viewport_tiles);
+        let (subscription, registered_at) = feed.tiles(&deps.config).register(cover);
         let replay = match after {
             Some(cursor) => {
                 Some(prepare_replay(&deps, StreamDomain::Governance, cursor, registered_at).await?)
@@ -232,12 +243,10 @@ impl GovernanceSubscription {
             None => None,
         };
         Ok(webrat_diffs(
-            rx,
-            feed,
+            subscription,
+            feed.decoder().clone(),
             bbox,
             replay,
-            deps.config.ws_tick,
-            deps.config.heartbeat,
         ))
     }
 
@@ -246,7 +255,7 @@ impl GovernanceSubscription {
     async fn antrag_changed(
         &self,
         ctx: &Context<'_>,
-        id: ID,
+        #[graphql(desc = "The Antrag to follow (`Antrag.id`).")] id: ID,
     ) -> Result<impl Stream<Item = AntragChange> + use<>> {
         let deps = ctx.data::<Deps>()?.clone();
         let id = parse_id(&id, "id")?;
@@ -300,18 +309,24 @@ fn changes_of_one_antrag(
     }
 }
 
+/// The tiles a `webrat` subscription registers for. The changes sit at Weberei centres (cells
+/// of [`domain::geo::WEAVERY_RES`]), so tiles finer than a Weberei gain nothing; coarser ones
+/// are taken as the box needs (about two dozen tiles). The zoom plays no part and no box the
+/// area limit lets through is refused: a box too long and thin for `max` tiles gets coarser
+/// ones.
+fn webrat_tiles(bbox: &Bbox, max: usize) -> Vec<h3o::CellIndex> {
+    let finest = tiles::resolution_for_box(bbox).min(domain::geo::WEAVERY_RES);
+    tiles::cover_within(bbox, finest, max)
+}
+
 pub(super) fn webrat_diffs(
-    mut rx: tokio::sync::broadcast::Receiver<
-        std::sync::Arc<crate::live_governance::GovernanceEvent>,
-    >,
-    feed: crate::live_governance::GovernanceFeed,
+    subscription: TileSubscription<GovernanceEvent>,
+    decoder: GovernanceDecoder,
     bbox: Bbox,
     replay: Option<Replay>,
-    tick_every: std::time::Duration,
-    heartbeat: std::time::Duration,
 ) -> impl Stream<Item = WebratDiff> + use<> {
-    use tokio::sync::broadcast::error::{RecvError, TryRecvError};
     async_stream::stream! {
+        // Changes up to here were sent by the replay (or are not wanted): drop them live.
         let mut seen_upto = 0;
         match replay {
             None => {}
@@ -335,10 +350,11 @@ pub(super) fn webrat_diffs(
                     let Ok(info) = msg.info() else { continue };
                     let (seq, pending) = (info.stream_sequence, info.pending);
                     if seq > upto {
+                        // The live feed delivers it.
                         break;
                     }
-                    if let Some(change) = feed.decoder().decode(&msg.payload).await
-                        && change.in_box(&bbox)
+                    if let Some(change) = decoder.decode(&msg.payload).await
+                        && tiles::in_box(change.point(), &bbox)
                     {
                         diff.changes.push(change);
                     }
@@ -356,62 +372,24 @@ pub(super) fn webrat_diffs(
                 }
             }
         }
-        let mut tick = tokio::time::interval(tick_every);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-        let mut pending: Vec<AntragChange> = Vec::new();
-        let mut received = seen_upto;
-        let mut lagged = false;
-        let mut last_sent = tokio::time::Instant::now();
-        let accept = |ev: &crate::live_governance::GovernanceEvent,
-                          received: &mut u64,
-                          pending: &mut Vec<AntragChange>| {
-            *received = (*received).max(ev.seq);
-            if ev.seq > seen_upto && ev.change.in_box(&bbox) {
-                pending.push(ev.change.clone());
-            }
-        };
         loop {
-            tokio::select! {
-                r = rx.recv() => match r {
-                    Ok(ev) => accept(&ev, &mut received, &mut pending),
-                    Err(RecvError::Lagged(_)) => {
-                        lagged = true;
-                        pending.clear();
-                    }
-                    Err(RecvError::Closed) => break,
+            let diff = match subscription.next().await {
+                Delivery::Changes { upto, tiles } => WebratDiff {
+                    changes: tiles::changes_in_box(&tiles, seen_upto, &bbox)
+                        .into_iter()
+                        .map(|e| e.change.clone())
+                        .collect(),
+                    cursor: encode_webrat_cursor(upto.max(seen_upto)),
+                    resync: false,
+                    heartbeat: false,
                 },
-                _ = tick.tick() => {
-                    // Read the position first, then drain: everything up to it is in the
-                    // channel (the feed stores its position after sending).
-                    let position = feed.last_seq();
-                    loop {
-                        match rx.try_recv() {
-                            Ok(ev) => accept(&ev, &mut received, &mut pending),
-                            Err(TryRecvError::Lagged(_)) => {
-                                lagged = true;
-                                pending.clear();
-                            }
-                            Err(_) => break,
-                        }
-                    }
-                    let upto = position.max(received).max(seen_upto);
-                    if lagged {
-                        lagged = false;
-                        last_sent = tokio::time::Instant::now();
-                        yield WebratDiff::notice(upto, true, false);
-                    } else if !pending.is_empty() {
-                        last_sent = tokio::time::Instant::now();
-                        yield WebratDiff {
-                            changes: std::mem::take(&mut pending),
-                            cursor: encode_webrat_cursor(upto),
-                            resync: false,
-                            heartbeat: false,
-                        };
-                    } else if last_sent.elapsed() >= heartbeat {
-                        last_sent = tokio::time::Instant::now();
-                        yield WebratDiff::notice(upto, false, true);
-                    }
+                Delivery::Resync { upto } => WebratDiff::notice(upto.max(seen_upto), true, false),
+                Delivery::Heartbeat { upto } => {
+                    WebratDiff::notice(upto.max(seen_upto), false, true)
                 }
+            };
+            if !diff.changes.is_empty() || diff.resync || diff.heartbeat {
+                yield diff;
             }
         }
     }
@@ -476,5 +454,100 @@ mod tests {
             got.iter()
                 .all(|c| c.antrag_id == ID(mine.to_string()) && c.kind == AntragChangeKind::Vote)
         );
+    }
+
+    /// A vote on Antrag `n`, placed at the Weberei of `p`.
+    fn vote_at(n: u128, p: Point) -> AntragChange {
+        let mut change = AntragChange::new(Uuid::from_u128(n), AntragChangeKind::Vote, Utc::now());
+        change
+            .place(&p.cell(domain::geo::WEAVERY_RES).to_string())
+            .unwrap();
+        change
+    }
+
+    fn tick_config() -> crate::config::ApiConfig {
+        crate::config::ApiConfig {
+            ws_tick: std::time::Duration::from_millis(10),
+            heartbeat: std::time::Duration::from_secs(3600),
+            ..crate::config::ApiConfig::default()
+        }
+    }
+
+    #[test]
+    fn webrat_tiles_are_no_finer_than_a_weberei_and_no_box_is_refused() {
+        let small = Bbox::new(11.31, 50.97, 11.33, 50.99, 25.0).unwrap();
+        let tiles = webrat_tiles(&small, 300);
+        // A box the size of a Weberei: the Webereien around it, a handful.
+        assert!(!tiles.is_empty() && tiles.len() <= 12, "{tiles:?}");
+        assert!(
+            tiles
+                .iter()
+                .all(|t| t.resolution() == domain::geo::WEAVERY_RES)
+        );
+        // Long and thin, within the area limit: more than 300 tiles at the coarsest map tile
+        // size, still covered (by coarser tiles), never refused.
+        let thin = Bbox::new(-150.0, -0.04, 150.0, 0.04, 25.0).unwrap();
+        let tiles = webrat_tiles(&thin, 300);
+        assert!(!tiles.is_empty() && tiles.len() <= 300, "{}", tiles.len());
+    }
+
+    #[tokio::test]
+    async fn a_webrat_diff_keeps_the_box_from_the_shared_tile_and_its_cursor_covers_the_tick() {
+        let feed = crate::live_governance::GovernanceFeed::detached();
+        // Half a degree around Weimar: tiles coarser than a Weberei, reaching past the box.
+        let b = Bbox::new(11.07, 50.73, 11.57, 51.23, 25.0).unwrap();
+        let cover = webrat_tiles(&b, 300);
+        let res = cover[0].resolution();
+        assert!(res < domain::geo::WEAVERY_RES, "{res}");
+        // A Weberei whose centre lies just outside the box, in one of its tiles.
+        let outside = (1..400)
+            .filter_map(|i| {
+                vote_at(2, Point::new(50.98, 11.57 + 0.002 * f64::from(i)).ok()?).point()
+            })
+            .find(|p| !b.contains(*p) && cover.contains(&p.cell(res)))
+            .expect("no Weberei just outside the box in a shared tile");
+        let inside = Point::new(50.98, 11.32).unwrap();
+        let (sub, _) = feed.tiles(&tick_config()).register(cover);
+        let diffs = webrat_diffs(sub, feed.decoder().clone(), b, None);
+        futures::pin_mut!(diffs);
+        // Both in one tick (nothing awaits in between).
+        feed.emit(1, vote_at(1, inside));
+        feed.emit(2, vote_at(2, outside));
+        let d = tokio::time::timeout(std::time::Duration::from_secs(2), diffs.next())
+            .await
+            .expect("no diff")
+            .unwrap();
+        let ids: Vec<&ID> = d.changes.iter().map(|c| &c.antrag_id).collect();
+        assert_eq!(ids, vec![&ID(Uuid::from_u128(1).to_string())]);
+        assert_eq!(
+            d.cursor,
+            encode_webrat_cursor(2),
+            "the cursor covers the whole tick"
+        );
+        assert!(!d.resync && !d.heartbeat);
+    }
+
+    #[tokio::test]
+    async fn live_webrat_changes_the_replay_covered_are_not_sent_twice() {
+        let feed = crate::live_governance::GovernanceFeed::detached();
+        let b = Bbox::new(11.27, 50.93, 11.37, 51.03, 25.0).unwrap();
+        let (sub, _) = feed.tiles(&tick_config()).register(webrat_tiles(&b, 300));
+        let weimar = Point::new(50.98, 11.32).unwrap();
+        let diffs = webrat_diffs(
+            sub,
+            feed.decoder().clone(),
+            b,
+            Some(Replay::Nothing { upto: 1 }),
+        );
+        futures::pin_mut!(diffs);
+        feed.emit(1, vote_at(1, weimar));
+        feed.emit(2, vote_at(2, weimar));
+        let d = tokio::time::timeout(std::time::Duration::from_secs(2), diffs.next())
+            .await
+            .expect("no diff")
+            .unwrap();
+        let ids: Vec<&ID> = d.changes.iter().map(|c| &c.antrag_id).collect();
+        assert_eq!(ids, vec![&ID(Uuid::from_u128(2).to_string())]);
+        assert_eq!(d.cursor, encode_webrat_cursor(2));
     }
 }

@@ -24,6 +24,11 @@ export type Scalars = {
   DateTime: { input: string; output: string; }
   /** A scalar that can represent any JSON value. */
   JSON: { input: JsonValue; output: JsonValue; }
+  /**
+   * An unsigned 64-bit integer as a decimal string (e.g. `"18446744073709551615"`): stream
+   * sequences outgrow GraphQL's 32-bit `Int` and JavaScript's safe integers. As input, a
+   * non-negative integer literal is accepted too.
+   */
   U64: { input: number; output: number; }
 };
 
@@ -156,6 +161,7 @@ export type AntragChangeKind =
   /** Someone voted (`stimme` holds it). */
   | 'VOTE';
 
+/** A page of Anträge from the `antraege` query, newest first. Pass `pageInfo.endCursor` as `after` for the next page. */
 export type AntragConnection = {
   __typename?: 'AntragConnection';
   /** A list of edges. */
@@ -247,6 +253,7 @@ export type Config = {
    * clients fade threads over this span.
    */
   decaySeconds: Scalars['Int']['output'];
+  /** Which optional features are switched on on this server. */
   flags: Flags;
   /**
    * A MapLibre style URL for the base map tiles, or null: use the offline default style
@@ -394,9 +401,11 @@ export type DeleteAccountInput = {
    * unreadable everywhere, for good.
    */
   confirm: Scalars['Boolean']['input'];
+  /** Client-chosen key (1-128 visible ASCII characters) making the mutation safe to retry. */
   idempotencyKey: Scalars['String']['input'];
 };
 
+/** The result of `deleteAccount`. */
 export type DeleteAccountPayload = {
   __typename?: 'DeleteAccountPayload';
   /** The `UserDeleted` event. */
@@ -406,6 +415,7 @@ export type DeleteAccountPayload = {
 /** The design area of a Knoten: shared content with a version for conflict detection. */
 export type Design = {
   __typename?: 'Design';
+  /** The content as last saved (a JSON object, at most 16 KiB). */
   content: Scalars['JSON']['output'];
   /** Send this as `expectedVersion` when you edit. */
   version: Scalars['Int']['output'];
@@ -469,16 +479,23 @@ export type Faden = {
   renewedAt: Maybe<Scalars['DateTime']['output']>;
   /** Id of the Knoten it points to. */
   toKnotenId: Scalars['ID']['output'];
+  /**
+   * What the thread says about its role's relation to the Knoten; a role can have one
+   * thread of each typ to the same Knoten.
+   */
   typ: FadenTyp;
 };
 
 /** A change to a thread. */
 export type FadenChange = {
   __typename?: 'FadenChange';
+  /** When it happened (RFC 3339, UTC). */
   at: Scalars['DateTime']['output'];
   /** For SPUN: the thread with its new expiry. */
   faden: Maybe<Faden>;
+  /** Id of the thread (`Faden.id`). */
   id: Scalars['ID']['output'];
+  /** What happened to it. */
   kind: FadenChangeKind;
   /** The Knoten it points to. */
   knotenId: Scalars['ID']['output'];
@@ -651,15 +668,19 @@ export type Knoten = {
 /** A change to a Knoten already on the map. */
 export type KnotenChange = {
   __typename?: 'KnotenChange';
-  /** When it happened. */
+  /** When it happened (RFC 3339, UTC). */
   at: Scalars['DateTime']['output'];
   /** For DESIGNED: the new content. */
   content: Maybe<Scalars['JSON']['output']>;
   /** For DESIGNED: the new version. */
   designVersion: Maybe<Scalars['Int']['output']>;
+  /** Id of the Knoten (`Knoten.id`). */
   id: Scalars['ID']['output'];
+  /** What happened to it. */
   kind: KnotenChangeKind;
+  /** Latitude of the Knoten in degrees (WGS84). */
   lat: Scalars['Float']['output'];
+  /** Longitude of the Knoten in degrees (WGS84). */
   lng: Scalars['Float']['output'];
 };
 
@@ -674,6 +695,7 @@ export type KnotenChangeKind =
   /** It became yarn: it stays. */
   | 'TWISTED';
 
+/** A page of Knoten from the `knoten` query, oldest first. Pass `pageInfo.endCursor` as `after` for the next page. */
 export type KnotenConnection = {
   __typename?: 'KnotenConnection';
   /** A list of edges. */
@@ -724,6 +746,7 @@ export type ModerationThread = {
   targetKind: FlagTargetKind;
 };
 
+/** A page of moderation threads from the `moderationThreads` query, most recently flagged first. Pass `pageInfo.endCursor` as `after` for the next page. */
 export type ModerationThreadConnection = {
   __typename?: 'ModerationThreadConnection';
   /** A list of edges. */
@@ -743,6 +766,11 @@ export type ModerationThreadEdge = {
   node: ModerationThread;
 };
 
+/**
+ * Everything that changes state. All but `register` need a session. Mutations that record an
+ * event take an `idempotencyKey` that makes them safe to retry: a retry with the same key
+ * records nothing new (see each input's `idempotencyKey`).
+ */
 export type MutationRoot = {
   __typename?: 'MutationRoot';
   /**
@@ -809,76 +837,151 @@ export type MutationRoot = {
 };
 
 
+/**
+ * Everything that changes state. All but `register` need a session. Mutations that record an
+ * event take an `idempotencyKey` that makes them safe to retry: a retry with the same key
+ * records nothing new (see each input's `idempotencyKey`).
+ */
 export type MutationRootCastStimmeArgs = {
   input: CastStimmeInput;
 };
 
 
+/**
+ * Everything that changes state. All but `register` need a session. Mutations that record an
+ * event take an `idempotencyKey` that makes them safe to retry: a retry with the same key
+ * records nothing new (see each input's `idempotencyKey`).
+ */
 export type MutationRootConfirmVerificationArgs = {
   input: ConfirmVerificationInput;
 };
 
 
+/**
+ * Everything that changes state. All but `register` need a session. Mutations that record an
+ * event take an `idempotencyKey` that makes them safe to retry: a retry with the same key
+ * records nothing new (see each input's `idempotencyKey`).
+ */
 export type MutationRootCreateKnotenArgs = {
   input: CreateKnotenInput;
 };
 
 
+/**
+ * Everything that changes state. All but `register` need a session. Mutations that record an
+ * event take an `idempotencyKey` that makes them safe to retry: a retry with the same key
+ * records nothing new (see each input's `idempotencyKey`).
+ */
 export type MutationRootDelegateArgs = {
   input: DelegateInput;
 };
 
 
+/**
+ * Everything that changes state. All but `register` need a session. Mutations that record an
+ * event take an `idempotencyKey` that makes them safe to retry: a retry with the same key
+ * records nothing new (see each input's `idempotencyKey`).
+ */
 export type MutationRootDeleteAccountArgs = {
   input: DeleteAccountInput;
 };
 
 
+/**
+ * Everything that changes state. All but `register` need a session. Mutations that record an
+ * event take an `idempotencyKey` that makes them safe to retry: a retry with the same key
+ * records nothing new (see each input's `idempotencyKey`).
+ */
 export type MutationRootFileAntragArgs = {
   input: FileAntragInput;
 };
 
 
+/**
+ * Everything that changes state. All but `register` need a session. Mutations that record an
+ * event take an `idempotencyKey` that makes them safe to retry: a retry with the same key
+ * records nothing new (see each input's `idempotencyKey`).
+ */
 export type MutationRootObjectToAntragArgs = {
   input: ObjectToAntragInput;
 };
 
 
+/**
+ * Everything that changes state. All but `register` need a session. Mutations that record an
+ * event take an `idempotencyKey` that makes them safe to retry: a retry with the same key
+ * records nothing new (see each input's `idempotencyKey`).
+ */
 export type MutationRootRaiseFlagArgs = {
   input: RaiseFlagInput;
 };
 
 
+/**
+ * Everything that changes state. All but `register` need a session. Mutations that record an
+ * event take an `idempotencyKey` that makes them safe to retry: a retry with the same key
+ * records nothing new (see each input's `idempotencyKey`).
+ */
 export type MutationRootRegisterArgs = {
   input: RegisterInput;
 };
 
 
+/**
+ * Everything that changes state. All but `register` need a session. Mutations that record an
+ * event take an `idempotencyKey` that makes them safe to retry: a retry with the same key
+ * records nothing new (see each input's `idempotencyKey`).
+ */
 export type MutationRootResolveFlagArgs = {
   input: ResolveFlagInput;
 };
 
 
+/**
+ * Everything that changes state. All but `register` need a session. Mutations that record an
+ * event take an `idempotencyKey` that makes them safe to retry: a retry with the same key
+ * records nothing new (see each input's `idempotencyKey`).
+ */
 export type MutationRootRevokeDelegationArgs = {
   input: RevokeDelegationInput;
 };
 
 
+/**
+ * Everything that changes state. All but `register` need a session. Mutations that record an
+ * event take an `idempotencyKey` that makes them safe to retry: a retry with the same key
+ * records nothing new (see each input's `idempotencyKey`).
+ */
 export type MutationRootRevokeSessionArgs = {
   id: Scalars['ID']['input'];
 };
 
 
+/**
+ * Everything that changes state. All but `register` need a session. Mutations that record an
+ * event take an `idempotencyKey` that makes them safe to retry: a retry with the same key
+ * records nothing new (see each input's `idempotencyKey`).
+ */
 export type MutationRootSpinFadenArgs = {
   input: SpinFadenInput;
 };
 
 
+/**
+ * Everything that changes state. All but `register` need a session. Mutations that record an
+ * event take an `idempotencyKey` that makes them safe to retry: a retry with the same key
+ * records nothing new (see each input's `idempotencyKey`).
+ */
 export type MutationRootUpdateKnotenDesignArgs = {
   input: UpdateKnotenDesignInput;
 };
 
 
+/**
+ * Everything that changes state. All but `register` need a session. Mutations that record an
+ * event take an `idempotencyKey` that makes them safe to retry: a retry with the same key
+ * records nothing new (see each input's `idempotencyKey`).
+ */
 export type MutationRootWriteNachrichtArgs = {
   input: WriteNachrichtInput;
 };
@@ -895,18 +998,25 @@ export type MyDelegation = {
 /** A message in a room. */
 export type Nachricht = {
   __typename?: 'Nachricht';
+  /** The role that wrote it (a deleted role shows under its alias). */
   author: Maybe<Rolle>;
+  /** Id of the role that wrote it. */
   authorId: Scalars['ID']['output'];
+  /** When it was written (RFC 3339, UTC). */
   createdAt: Scalars['DateTime']['output'];
+  /** Stable id (UUID). */
   id: Scalars['ID']['output'];
+  /** Id of the Knoten whose room it was written in. */
   knotenId: Scalars['ID']['output'];
   /** Ids of the roles mentioned with @name. */
   mentionIds: Array<Scalars['ID']['output']>;
+  /** The roles mentioned with @name, in the order of `mentionIds`. */
   mentions: Array<Rolle>;
   /** The text; null once its author deleted their role. */
   text: Maybe<Scalars['String']['output']>;
 };
 
+/** A page of a room's messages (`Room.thread`), oldest first within the page. Page backwards with `pageInfo.startCursor` as `before`, forwards with `pageInfo.endCursor` as `after`. */
 export type NachrichtConnection = {
   __typename?: 'NachrichtConnection';
   /** A list of edges. */
@@ -960,6 +1070,10 @@ export type PageInfo = {
   startCursor: Maybe<Scalars['String']['output']>;
 };
 
+/**
+ * Everything that can be read: the map (Knoten in a box), rooms, roles and sessions, search,
+ * the server's public configuration, the Webrat's Anträge, delegations and moderation threads.
+ */
 export type QueryRoot = {
   __typename?: 'QueryRoot';
   /**
@@ -1009,6 +1123,10 @@ export type QueryRoot = {
 };
 
 
+/**
+ * Everything that can be read: the map (Knoten in a box), rooms, roles and sessions, search,
+ * the server's public configuration, the Webrat's Anträge, delegations and moderation threads.
+ */
 export type QueryRootAntraegeArgs = {
   after?: InputMaybe<Scalars['String']['input']>;
   bbox: BboxInput;
@@ -1017,16 +1135,28 @@ export type QueryRootAntraegeArgs = {
 };
 
 
+/**
+ * Everything that can be read: the map (Knoten in a box), rooms, roles and sessions, search,
+ * the server's public configuration, the Webrat's Anträge, delegations and moderation threads.
+ */
 export type QueryRootAntragArgs = {
   id: Scalars['ID']['input'];
 };
 
 
+/**
+ * Everything that can be read: the map (Knoten in a box), rooms, roles and sessions, search,
+ * the server's public configuration, the Webrat's Anträge, delegations and moderation threads.
+ */
 export type QueryRootFlagArgs = {
   id: Scalars['ID']['input'];
 };
 
 
+/**
+ * Everything that can be read: the map (Knoten in a box), rooms, roles and sessions, search,
+ * the server's public configuration, the Webrat's Anträge, delegations and moderation threads.
+ */
 export type QueryRootKnotenArgs = {
   after?: InputMaybe<Scalars['String']['input']>;
   bbox: BboxInput;
@@ -1034,6 +1164,10 @@ export type QueryRootKnotenArgs = {
 };
 
 
+/**
+ * Everything that can be read: the map (Knoten in a box), rooms, roles and sessions, search,
+ * the server's public configuration, the Webrat's Anträge, delegations and moderation threads.
+ */
 export type QueryRootModerationThreadsArgs = {
   after?: InputMaybe<Scalars['String']['input']>;
   first?: InputMaybe<Scalars['Int']['input']>;
@@ -1041,16 +1175,28 @@ export type QueryRootModerationThreadsArgs = {
 };
 
 
+/**
+ * Everything that can be read: the map (Knoten in a box), rooms, roles and sessions, search,
+ * the server's public configuration, the Webrat's Anträge, delegations and moderation threads.
+ */
 export type QueryRootRolleArgs = {
   id: Scalars['ID']['input'];
 };
 
 
+/**
+ * Everything that can be read: the map (Knoten in a box), rooms, roles and sessions, search,
+ * the server's public configuration, the Webrat's Anträge, delegations and moderation threads.
+ */
 export type QueryRootRoomArgs = {
   knotenId: Scalars['ID']['input'];
 };
 
 
+/**
+ * Everything that can be read: the map (Knoten in a box), rooms, roles and sessions, search,
+ * the server's public configuration, the Webrat's Anträge, delegations and moderation threads.
+ */
 export type QueryRootSearchArgs = {
   first?: InputMaybe<Scalars['Int']['input']>;
   text: Scalars['String']['input'];
@@ -1106,7 +1252,9 @@ export type RegisterPayload = {
   event: EventReceipt;
   /** True when this key had registered before: the same role, a new session. */
   replayed: Scalars['Boolean']['output'];
+  /** The registered role (on a replay: the role registered before with this key). */
   rolle: Rolle;
+  /** The session the token opens (a new one on every call, also on a replay). */
   session: Session;
   /**
    * Opaque bearer token: send `Authorization: Bearer <token>` (HTTP) or
@@ -1194,10 +1342,12 @@ export type RolleVerification = {
   verifiedAt: Maybe<Scalars['DateTime']['output']>;
 };
 
+/** The room of a Knoten: its thread of messages, participants and design area. */
 export type Room = {
   __typename?: 'Room';
   /** The shared design area. */
   design: Design;
+  /** The Knoten this room belongs to. */
   knoten: Knoten;
   /** Roles with a live thread to this Knoten. */
   participants: Array<Rolle>;
@@ -1209,6 +1359,7 @@ export type Room = {
 };
 
 
+/** The room of a Knoten: its thread of messages, participants and design area. */
 export type RoomThreadArgs = {
   after?: InputMaybe<Scalars['String']['input']>;
   before?: InputMaybe<Scalars['String']['input']>;
@@ -1219,10 +1370,13 @@ export type RoomThreadArgs = {
 /** A search hit with a place to fly to. */
 export type SearchHit = {
   __typename?: 'SearchHit';
+  /** Id of the Knoten, Antrag or role. */
   id: Scalars['ID']['output'];
+  /** What the hit is: it says what `id` is the id of. */
   kind: SearchKind;
   /** Where to fly to (a role: its home cell's centre; an Antrag: its Weberei's centre). */
   lat: Scalars['Float']['output'];
+  /** Longitude of the place to fly to, in degrees. */
   lng: Scalars['Float']['output'];
   /** Trigram similarity, 0 to 1 (higher is closer). */
   score: Scalars['Float']['output'];
@@ -1232,16 +1386,21 @@ export type SearchHit = {
 
 /** What a search hit is. */
 export type SearchKind =
+  /** An Antrag (matched by its title). */
   | 'ANTRAG'
+  /** A Knoten that has not faded (matched by its title). */
   | 'KNOTEN'
+  /** A role that has not been deleted (matched by its name). */
   | 'ROLLE';
 
 /** A logged-in device. */
 export type Session = {
   __typename?: 'Session';
+  /** When the session was opened (RFC 3339, UTC). */
   createdAt: Scalars['DateTime']['output'];
   /** True for the session making this request. */
   current: Scalars['Boolean']['output'];
+  /** Session id (UUID): pass it to `revokeSession` to end the session. */
   id: Scalars['ID']['output'];
   /** The label given at register/login, if any (e.g. "Laptop"). */
   label: Maybe<Scalars['String']['output']>;
@@ -1251,11 +1410,15 @@ export type Session = {
 
 /** Spin a thread from yourself to a Knoten (or renew it). */
 export type SpinFadenInput = {
+  /** Client-chosen key (1-128 visible ASCII characters) making the mutation safe to retry. */
   idempotencyKey: Scalars['String']['input'];
+  /** The Knoten to spin the thread to: NOT_FOUND if there is none, CONFLICT if it has faded. */
   knotenId: Scalars['ID']['input'];
+  /** What the thread says about your relation to the Knoten. */
   typ: FadenTyp;
 };
 
+/** The result of `spinFaden`. */
 export type SpinFadenPayload = {
   __typename?: 'SpinFadenPayload';
   /** The `FadenGesponnen` event; null when nothing had to change (the thread is yarn). */
@@ -1264,6 +1427,7 @@ export type SpinFadenPayload = {
   faden: Faden;
   /** True when an existing thread was renewed (its expiry moved). */
   renewed: Scalars['Boolean']['output'];
+  /** True when this key had been used before: nothing new happened. */
   replayed: Scalars['Boolean']['output'];
 };
 
@@ -1282,6 +1446,11 @@ export type Stimme = {
   vote: Vote;
 };
 
+/**
+ * Live updates over the WebSocket at `/graphql/ws` (graphql-transport-ws or graphql-ws): map
+ * changes in a viewport and Webrat changes in a box (as diffs with a `cursor` to resume from),
+ * and the changes of one Antrag.
+ */
 export type SubscriptionRoot = {
   __typename?: 'SubscriptionRoot';
   /**
@@ -1315,11 +1484,21 @@ export type SubscriptionRoot = {
 };
 
 
+/**
+ * Live updates over the WebSocket at `/graphql/ws` (graphql-transport-ws or graphql-ws): map
+ * changes in a viewport and Webrat changes in a box (as diffs with a `cursor` to resume from),
+ * and the changes of one Antrag.
+ */
 export type SubscriptionRootAntragChangedArgs = {
   id: Scalars['ID']['input'];
 };
 
 
+/**
+ * Live updates over the WebSocket at `/graphql/ws` (graphql-transport-ws or graphql-ws): map
+ * changes in a viewport and Webrat changes in a box (as diffs with a `cursor` to resume from),
+ * and the changes of one Antrag.
+ */
 export type SubscriptionRootViewportArgs = {
   after?: InputMaybe<Scalars['String']['input']>;
   bbox: BboxInput;
@@ -1327,6 +1506,11 @@ export type SubscriptionRootViewportArgs = {
 };
 
 
+/**
+ * Live updates over the WebSocket at `/graphql/ws` (graphql-transport-ws or graphql-ws): map
+ * changes in a viewport and Webrat changes in a box (as diffs with a `cursor` to resume from),
+ * and the changes of one Antrag.
+ */
 export type SubscriptionRootWebratArgs = {
   after?: InputMaybe<Scalars['String']['input']>;
   bbox: BboxInput;
@@ -1342,14 +1526,20 @@ export type UpdateKnotenDesignInput = {
    * edit is refused with CONFLICT instead of overwriting theirs.
    */
   expectedVersion: Scalars['Int']['input'];
+  /** Client-chosen key (1-128 visible ASCII characters) making the mutation safe to retry. */
   idempotencyKey: Scalars['String']['input'];
+  /** The Knoten whose design area to save (it must not have faded: CONFLICT otherwise). */
   knotenId: Scalars['ID']['input'];
 };
 
+/** The result of `updateKnotenDesign`. */
 export type UpdateKnotenDesignPayload = {
   __typename?: 'UpdateKnotenDesignPayload';
+  /** The design area as saved, with its new version. */
   design: Design;
+  /** The `KnotenGestaltet` event. */
   event: EventReceipt;
+  /** True when this key had been used before: the original result, nothing new. */
   replayed: Scalars['Boolean']['output'];
 };
 
@@ -1420,7 +1610,12 @@ export type WebratDiff = {
 
 /** Write a message in a Knoten's room. */
 export type WriteNachrichtInput = {
+  /**
+   * Client-chosen key (1-128 visible ASCII characters): the same key always yields the same
+   * message and never a second one.
+   */
   idempotencyKey: Scalars['String']['input'];
+  /** The Knoten whose room to write in (it must not have faded: CONFLICT otherwise). */
   knotenId: Scalars['ID']['input'];
   /**
    * 1 to 4000 characters. `@name` mentions a role: the name without spaces, any case
@@ -1429,10 +1624,14 @@ export type WriteNachrichtInput = {
   text: Scalars['String']['input'];
 };
 
+/** The result of `writeNachricht`. */
 export type WriteNachrichtPayload = {
   __typename?: 'WriteNachrichtPayload';
+  /** The `NachrichtGeschrieben` event. */
   event: EventReceipt;
+  /** The message as written. */
   nachricht: Nachricht;
+  /** True when this key had been used before: the original result, nothing new. */
   replayed: Scalars['Boolean']['output'];
 };
 
