@@ -38,7 +38,7 @@ export function codegenConfig(outDir) {
             ID: { input: 'string', output: 'string' },
             DateTime: { input: 'string', output: 'string' },
             JSON: { input: 'JsonValue', output: 'JsonValue' },
-            U64: { input: 'number', output: 'number' },
+            U64: { input: 'string | number', output: 'string' },
           },
           strictScalars: true,
         },
