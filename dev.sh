@@ -246,6 +246,15 @@ ensure_node() {
 	[ "$major" -ge 20 ] || die "Node.js 20 or newer is needed (found: $(node --version 2>/dev/null || echo none)); Debian 12's own nodejs is 18"
 }
 
+# The browser tests drive Debian's chromium (playwright-core; no browser is downloaded).
+ensure_chromium() {
+	[ -x /usr/bin/chromium ] && return
+	have apt-get || die "the browser tests need Debian's chromium (/usr/bin/chromium)"
+	apt_update
+	log "installing chromium (for the browser tests)"
+	as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium
+}
+
 # The TypeScript client (web/ imports its build) and the static web client in web/build, which
 # `weberei up` serves at /.
 build_web() {
@@ -277,6 +286,7 @@ cmd_test() {
 	ensure_rust
 	ensure_rust_components
 	ensure_node
+	ensure_chromium
 	ensure_test_services
 
 	export TEST_DATABASE_URL="postgres://postgres@127.0.0.1:$PG_PORT/postgres"
@@ -305,6 +315,8 @@ cmd_test() {
 	step cargo run --quiet -p weberei-client-codegen -- --check
 	step cargo build --quiet --bin weberei
 	step bash -c 'cd clients/ts && npm ci --no-audit --no-fund && npm run check && npm run build && npm test'
+	# The web client: svelte-check, then its build tested in chromium against `weberei up`.
+	step bash -c 'cd web && npm ci --no-audit --no-fund && npm run check && npm test'
 
 	if [ "${#FAILED[@]}" -gt 0 ]; then
 		printf '\033[1;31mFAILED after %d s:\033[0m\n' "$((SECONDS - start))" >&2
