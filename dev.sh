@@ -258,8 +258,8 @@ ensure_chromium() {
 # The TypeScript client (web/ imports its build) and the static web client in web/build, which
 # `weberei up` serves at /.
 build_web() {
-	(cd clients/ts && npm ci --no-audit --no-fund && npm run build) &&
-		(cd web && npm ci --no-audit --no-fund && npm run build)
+	(cd clients/ts && npm ci --no-audit --no-fund --loglevel=error && npm run build) &&
+		(cd web && npm ci --no-audit --no-fund --loglevel=error && npm run build)
 }
 
 cmd_up() {
