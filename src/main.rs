@@ -130,10 +130,13 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Demo => {
             let urls = s.explicit_urls()?;
             let ort = s.ort()?;
+            let db = connect_db(&urls.database).await?;
             let bus = bus::Bus::connect(&urls.nats, s.bus_config(ort), None).await?;
             bus.ensure_streams().await?;
-            let created = demo::seed(&bus).await?;
-            println!("demo town: {created} Knoten created");
+            bus.set_archive(std::sync::Arc::new(workers::ArchiveReader::new(db.clone())));
+            let seeded = demo::seed(&bus, &db, &demo::Options::from_settings(&s)).await?;
+            println!("demo town: {seeded}");
+            db.close().await.ok();
             Ok(())
         }
         Command::Admin { action } => admin::run(&s, action).await,
@@ -296,9 +299,9 @@ async fn serve(s: Settings, urls: Urls, roles: Roles) -> Result<()> {
     };
     let bound = listener.local_addr()?;
     if s.demo && roles.projection && roles.api {
-        match demo::seed(&bus).await {
-            Ok(0) => {}
-            Ok(n) => info!(created = n, "demo town seeded"),
+        match demo::seed(&bus, &db, &demo::Options::from_settings(&s)).await {
+            Ok(seeded) if seeded.total() == 0 => {}
+            Ok(seeded) => info!(%seeded, "demo town seeded"),
             Err(e) => warn!(error = %e, "could not seed the demo town"),
         }
     }

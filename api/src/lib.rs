@@ -7,6 +7,7 @@
 //! worker directly, and never let a SeaORM model or a domain type leak into the schema: the
 //! GraphQL types here are the contract.
 
+pub mod accounts;
 pub mod admin;
 mod auth;
 mod config;
@@ -16,6 +17,7 @@ mod http;
 mod live;
 mod live_decode;
 mod live_governance;
+pub mod rooms;
 mod state;
 mod tiles;
 

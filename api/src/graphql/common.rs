@@ -2,19 +2,16 @@
 //! command through the bus, and recording refusals.
 
 use async_graphql::Context;
-use bus::{ExecuteError, Executed};
+use bus::Executed;
 use domain::aggregate::Aggregate;
 use domain::{Actor, AggregateType, DomainError, Meta};
-use sea_orm::{ConnectionTrait, DbBackend, Statement};
 use uuid::Uuid;
 
 use super::{ClientInfo, Deps};
 use crate::auth::{Caller, InvalidToken};
 use crate::error::ApiError;
 
-/// Namespace of ids derived from idempotency keys (UUIDv5), so a retried create hits the
-/// same aggregate.
-pub(crate) const ID_NAMESPACE: Uuid = Uuid::from_u128(0x6c1d_8f0e_2b7a_4e1c_9a57_0d3b_5e2f_7a11);
+pub(crate) use crate::accounts::ID_NAMESPACE;
 
 /// The caller's session, or UNAUTHENTICATED with what to do about it.
 pub(crate) fn require_caller(ctx: &Context<'_>) -> Result<Caller, ApiError> {
@@ -70,40 +67,15 @@ pub(crate) async fn execute<A: Aggregate>(
     meta: Meta,
     expect_new: bool,
 ) -> Result<Executed, ApiError> {
-    match deps
-        .bus
-        .execute::<A>(
-            aggregate_type,
-            id,
-            cmd,
-            meta,
-            chrono::Utc::now(),
-            expect_new,
-        )
-        .await
-    {
-        Ok(done) => Ok(done),
-        Err(ExecuteError::Refused(e)) => Err(ApiError::Domain(e)),
-        Err(ExecuteError::Failed(e)) => Err(ApiError::unavailable(e)),
-    }
+    crate::accounts::execute_on::<A>(&deps.bus, aggregate_type, id, cmd, meta, expect_new).await
 }
 
 /// The data key of a role, if it still exists (it is destroyed when the role is deleted).
 pub(crate) async fn data_key(deps: &Deps, rolle: Uuid) -> Result<Option<[u8; 32]>, ApiError> {
-    let row = deps
-        .db
-        .query_one(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            "SELECT key FROM rolle_keys WHERE rolle_id = $1 AND key IS NOT NULL",
-            [rolle.into()],
-        ))
-        .await?;
-    let Some(row) = row else { return Ok(None) };
-    let key: Vec<u8> = row.try_get("", "key")?;
-    Ok(key.try_into().ok())
+    crate::accounts::data_key(&deps.db, rolle).await
 }
 
 /// A fresh random nonce for sealing.
 pub(crate) fn nonce() -> [u8; 24] {
-    rand::random()
+    crate::accounts::nonce()
 }

@@ -5,14 +5,13 @@ use std::collections::HashMap;
 use async_graphql::dataloader::{DataLoader, Loader};
 use async_graphql::{Context, ID, InputObject, Json, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
-use domain::aggregate::Aggregate;
-use domain::rolle::{Registrieren, Rolle, RolleCommand};
+use domain::rolle::{Rolle, RolleCommand};
 use domain::{Actor, AggregateType, DomainError, Meta};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use super::common::{ID_NAMESPACE, data_key, execute, meta_for, nonce, require_caller};
+use super::common::{ID_NAMESPACE, execute, meta_for, require_caller};
 use super::knoten::EventReceipt;
 use super::{ClientInfo, Deps};
 use crate::auth;
@@ -390,51 +389,22 @@ async fn register(
     // The key is the client's secret: only its hash goes into ids and the log.
     let key_hash = hex::encode(Sha256::digest(key.as_bytes()));
     let id = Uuid::new_v5(&ID_NAMESPACE, format!("rolle:{key_hash}").as_bytes());
-    let cmd_with = |data_key: [u8; 32]| {
-        RolleCommand::Registrieren(Registrieren {
-            id,
-            name: input.name.clone(),
-            lat: input.lat,
-            lng: input.lng,
-            key: data_key,
-            nonce: nonce(),
-        })
-    };
-    // Refuse bad input before a data key is stored for it.
-    if let Err(e) = Rolle::default().decide(&cmd_with([0u8; 32])) {
-        return Err(ApiError::Domain(e));
-    }
-    let data_key = match data_key(deps, id).await? {
-        Some(k) => k,
-        None => {
-            let fresh: [u8; 32] = rand::random();
-            deps.db
-                .execute(Statement::from_sql_and_values(
-                    DbBackend::Postgres,
-                    "INSERT INTO rolle_keys (rolle_id, key) VALUES ($1, $2) ON CONFLICT (rolle_id) DO NOTHING",
-                    [id.into(), fresh.to_vec().into()],
-                ))
-                .await?;
-            data_key(deps, id).await?.ok_or_else(|| {
-                ApiError::from(DomainError::Conflict(
-                    "this role was deleted; register with a new key".into(),
-                ))
-            })?
-        }
-    };
     let meta = Meta {
         actor: Actor::Rolle(id),
         ip_hash: client.and_then(|c| c.ip_hash.clone()),
         ua_hash: client.and_then(|c| c.ua_hash.clone()),
         msg_id: format!("register:{key_hash}"),
     };
-    let done = execute::<Rolle>(
-        deps,
-        AggregateType::Rolle,
-        id,
-        &cmd_with(data_key),
-        meta,
-        true,
+    let done = crate::accounts::register_rolle(
+        &deps.db,
+        &deps.bus,
+        crate::accounts::NewRolle {
+            id,
+            name: input.name.clone(),
+            lat: input.lat,
+            lng: input.lng,
+            meta,
+        },
     )
     .await?;
     let stored = done

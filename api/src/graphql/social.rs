@@ -10,13 +10,12 @@ use async_graphql::{
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
-use domain::faden::{Faden, FadenCommand, Spinnen, faden_id};
-use domain::knoten::{Gestalten, Knoten, KnotenCommand, Schreiben};
+use domain::knoten::{Gestalten, Knoten, KnotenCommand};
 use domain::{AggregateType, DomainError};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
 use uuid::Uuid;
 
-use super::common::{data_key, execute, meta_for, nonce, require_caller, validate_idempotency_key};
+use super::common::{execute, meta_for, require_caller, validate_idempotency_key};
 use super::knoten::{EventReceipt, KnotenNode, load_knoten};
 use super::rolle::{RolleNode, load_rolle, parse_id};
 use super::{ClientInfo, Deps};
@@ -720,28 +719,21 @@ impl SocialMutation {
         let key = validate_idempotency_key(&input.idempotency_key)?;
         let knoten = parse_id(&input.knoten_id, "knotenId")?;
         let typ: domain::events::FadenTyp = input.typ.into();
-        let alive = knoten_alive(deps, knoten).await?;
-        let Some(alive) = alive else {
-            let e = DomainError::NotFound(format!("there is no Knoten {knoten}"));
-            return Err(ApiError::Domain(e).into());
-        };
-        let id = faden_id(caller.rolle_id, knoten, typ);
+        let meta = meta_for(&caller, client, "spinFaden", key);
         let now = Utc::now();
-        let cmd = FadenCommand::Spinnen(Spinnen {
-            rolle: caller.rolle_id,
+        let crate::rooms::Spun {
+            id,
+            history_before,
+            done,
+        } = crate::rooms::spin_faden(
+            &deps.bus,
+            caller.rolle_id,
             knoten,
             typ,
-            now,
-            ttl: deps.config.knoten_ttl,
-            knoten_alive: alive,
-        });
-        let meta = meta_for(&caller, client, "spinFaden", key);
-        let history_before = deps
-            .bus
-            .history(AggregateType::Faden, id)
-            .await
-            .map_err(ApiError::from)?;
-        let done = execute::<Faden>(deps, AggregateType::Faden, id, &cmd, meta, false).await?;
+            deps.config.knoten_ttl,
+            meta,
+        )
+        .await?;
         let renewed = history_before
             .iter()
             .any(|s| s.envelope.event_type == "FadenGesponnen")
@@ -798,60 +790,31 @@ impl SocialMutation {
         let client = ctx.data_opt::<ClientInfo>();
         let key = validate_idempotency_key(&input.idempotency_key)?;
         let knoten = parse_id(&input.knoten_id, "knotenId")?;
-        let Some(data_key) = data_key(deps, caller.rolle_id).await? else {
-            return Err(ApiError::Unauthenticated("this role was deleted".into()).into());
-        };
-        let mentions = resolve_mentions(
+        let meta = meta_for(&caller, client, "writeNachricht", key);
+        let written = crate::rooms::write_nachricht(
             &deps.db,
+            &deps.bus,
+            caller.rolle_id,
             knoten,
-            &domain::rules::mention_tokens(&input.text),
+            &input.text,
+            meta,
         )
         .await?;
-        let meta = meta_for(&caller, client, "writeNachricht", key);
-        let nachricht_id = Uuid::new_v5(
-            &super::common::ID_NAMESPACE,
-            format!("nachricht:{}", meta.msg_id).as_bytes(),
-        );
-        let cmd = KnotenCommand::Schreiben(Schreiben {
-            nachricht_id,
-            author: caller.rolle_id,
-            text: input.text.clone(),
-            mentions: mentions.clone(),
-            key: data_key,
-            nonce: nonce(),
-        });
-        let done =
-            execute::<Knoten>(deps, AggregateType::Knoten, knoten, &cmd, meta, false).await?;
-        let stored = done
-            .events
-            .first()
-            .ok_or_else(|| ApiError::unavailable("no event"))?;
-        let p: domain::events::NachrichtGeschrieben = stored.envelope.decode()?;
+        let p = written.payload;
+        let stored = &written.stored;
         Ok(WriteNachrichtPayload {
             nachricht: NachrichtNode {
                 id: ID(p.nachricht_id.to_string()),
                 knoten_id: ID(knoten.to_string()),
                 author_id: ID(caller.rolle_id.to_string()),
-                text: domain::privacy::open(&data_key, &p.text).ok(),
+                text: written.text,
                 mention_ids: p.mentions.iter().map(|m| ID(m.to_string())).collect(),
                 created_at: stored.envelope.ts,
             },
             event: stored.into(),
-            replayed: done.outcome == bus::Outcome::AlreadyDone,
+            replayed: written.replayed,
         })
     }
-}
-
-/// Some(true) if the Knoten exists and is alive (not faded, not past its expiry unless yarn),
-/// Some(false) if not, None if there is no such Knoten. Read from its own chain, not the
-/// projection, so a thread can be spun right after the Knoten was tied.
-async fn knoten_alive(deps: &Deps, id: Uuid) -> Result<Option<bool>, ApiError> {
-    use domain::aggregate::Aggregate as _;
-    let chain = deps.bus.history(AggregateType::Knoten, id).await?;
-    let state = Knoten::fold(chain.iter().map(|s| &s.envelope))?;
-    Ok(state
-        .created
-        .map(|c| !c.decayed && (c.yarn || c.expires_at > Utc::now())))
 }
 
 async fn is_creator_or_participant(
@@ -872,36 +835,4 @@ async fn is_creator_or_participant(
         Some(r) => r.try_get("", "ok")?,
         None => false,
     })
-}
-
-/// `@name` tokens → role ids: participants of the room first, then any role with that name.
-async fn resolve_mentions(
-    db: &DatabaseConnection,
-    knoten: Uuid,
-    tokens: &[String],
-) -> Result<Vec<Uuid>, ApiError> {
-    if tokens.is_empty() {
-        return Ok(Vec::new());
-    }
-    let rows = db
-        .query_all(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            "SELECT DISTINCT ON (lower(replace(r.name, ' ', ''))) r.id, lower(replace(r.name, ' ', '')) AS token \
-             FROM rollen r LEFT JOIN faeden f ON f.from_rolle = r.id AND f.to_knoten = $1 AND f.decayed_at IS NULL \
-             WHERE r.deleted_at IS NULL AND lower(replace(r.name, ' ', '')) = ANY($2) \
-             ORDER BY lower(replace(r.name, ' ', '')), (f.id IS NULL), r.created_at",
-            [knoten.into(), tokens.to_vec().into()],
-        ))
-        .await?;
-    let mut by_token = HashMap::new();
-    for r in rows {
-        by_token.insert(
-            r.try_get::<String>("", "token")?,
-            r.try_get::<Uuid>("", "id")?,
-        );
-    }
-    Ok(tokens
-        .iter()
-        .filter_map(|t| by_token.get(t).copied())
-        .collect())
 }
