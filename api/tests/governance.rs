@@ -1064,3 +1064,32 @@ async fn hidden_content_leaves_the_live_map_and_the_webrat_once_and_a_replay_car
     );
     s.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn content_the_projection_does_not_have_yet_can_be_flagged_with_its_author_from_the_chain() {
+    use sea_orm::ConnectionTrait;
+    let s = server().await;
+    let author_id = rolle_id(&s, &s.token).await;
+    let reporter = s.register("Rita").await;
+    let k =
+        s.create("k1", "Frisch geknüpft", LAT, LNG).await["data"]["createKnoten"]["knoten"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+    until("the Knoten to be projected", || async {
+        s.count(&format!("SELECT count(*) FROM knoten WHERE id = '{k}'"))
+            .await
+            == 1
+    })
+    .await;
+    // As if the projection were still behind the stream: the row is not there yet.
+    s.db.conn
+        .execute_unprepared(&format!("DELETE FROM knoten WHERE id = '{k}'"))
+        .await
+        .unwrap();
+    let raised = raise(&s, &reporter, "f1", "KNOTEN", &k).await;
+    let flag = &raised["data"]["raiseFlag"]["flag"];
+    assert_eq!(flag["targetId"], k.as_str(), "{raised}");
+    assert_eq!(flag["authorOfTargetId"], author_id.as_str(), "{raised}");
+    s.finish().await;
+}

@@ -34,8 +34,8 @@ pub use types::{AntragNode, EinspruchNode, StimmeNode};
 
 use async_graphql::{Context, Result};
 use bus::Stored;
-use domain::DomainError;
 use domain::events::FlagTargetKind;
+use domain::{Actor, AggregateType, DomainError};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
 use uuid::Uuid;
 
@@ -114,6 +114,7 @@ pub(super) async fn role_facts(db: &DatabaseConnection, id: Uuid) -> Result<Role
 /// there is no such content.
 pub(super) async fn author_of(
     db: &DatabaseConnection,
+    bus: &bus::Bus,
     kind: FlagTargetKind,
     id: Uuid,
 ) -> Result<Option<Uuid>, ApiError> {
@@ -139,10 +140,25 @@ pub(super) async fn author_of(
             [id.into()],
         ))
         .await?;
-    match row {
-        Some(r) => Ok(r.try_get("", "author")?),
-        None => Err(DomainError::NotFound(format!("there is no {what} {id}")).into()),
+    if let Some(r) = row {
+        return Ok(r.try_get("", "author")?);
     }
+    // Content tied a moment ago may not be projected yet: its own chain says who made it. (A
+    // message lives on its Knoten's chain, which its id does not name: projection only.)
+    let aggregate = match kind {
+        FlagTargetKind::Knoten => Some(AggregateType::Knoten),
+        FlagTargetKind::Antrag => Some(AggregateType::Antrag),
+        FlagTargetKind::Nachricht | FlagTargetKind::Rolle => None,
+    };
+    if let Some(aggregate) = aggregate
+        && let Some(first) = bus.history(aggregate, id).await?.first()
+    {
+        return Ok(match first.envelope.meta.actor {
+            Actor::Rolle(author) => Some(author),
+            Actor::System => None,
+        });
+    }
+    Err(DomainError::NotFound(format!("there is no {what} {id}")).into())
 }
 
 #[cfg(test)]

@@ -467,7 +467,7 @@ impl GovernanceMutation {
         let key = validate_idempotency_key(&input.idempotency_key)?;
         let target_id = parse_id(&input.target_id, "targetId")?;
         let kind: FlagTargetKind = input.target_kind.into();
-        let author = author_of(&deps.db, kind, target_id).await?;
+        let author = author_of(&deps.db, &deps.bus, kind, target_id).await?;
         let Some(data_key) = data_key(deps, caller.rolle_id).await? else {
             return Err(ApiError::Unauthenticated("this role was deleted".into()).into());
         };
