@@ -12,20 +12,15 @@
 //! (`weberei-bench fanout`, BENCHMARKS.md), not here.
 
 use std::collections::{HashMap, HashSet};
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 
-const URL_TIMEOUT: Duration = Duration::from_secs(60);
-const STOP_TIMEOUT: Duration = Duration::from_secs(30);
 const STEP: Duration = Duration::from_secs(10);
 
 /// Weimar: inside the subscribers' box.
@@ -54,15 +49,21 @@ struct Options {
     ws_queue: Option<usize>,
 }
 
-/// A running `weberei up` or `weberei api`. Dropping it sends SIGTERM and waits; the one that
-/// owns the Ort also deletes its streams and drops the database.
+impl Options {
+    fn up(&self) -> testkit::up::Options {
+        let mut o = testkit::up::Options::default().ws_tick_ms(Some(self.tick_ms.unwrap_or(200)));
+        o.ws_queue = Some(self.ws_queue.unwrap_or(64));
+        o
+    }
+}
+
+/// A running `weberei up` or `weberei api` (`testkit::up`: dropping it sends SIGTERM and
+/// waits; the one that owns the Ort also deletes its streams and drops the database), with a
+/// registered role for the mutations.
 struct Weberei {
-    child: Option<Child>,
+    up: testkit::up::Up,
     url: String,
     ort: String,
-    db_url: String,
-    db: Option<testkit::TestDb>,
-    owns_ort: bool,
     http: reqwest::Client,
     /// Session of a role registered at start (mutations need one); subscriptions stay
     /// anonymous, as a visitor's map does.
@@ -72,87 +73,25 @@ struct Weberei {
 impl Weberei {
     /// `weberei up` with a fresh Ort and database (migrates, runs the API and the workers).
     async fn up(opts: Options) -> Weberei {
-        let db = testkit::fresh_database().await;
-        let ort = testkit::unique_ort();
-        let url = db.url.clone();
-        let mut w = Self::spawn("up", &ort, &url, &opts).await;
-        w.db = Some(db);
-        w.owns_ort = true;
-        w
+        Self::with(testkit::up::Up::start(env!("CARGO_BIN_EXE_weberei"), opts.up()).await).await
     }
 
     /// A second API process (`weberei api`) on the same Ort, database and servers as `other`.
     async fn api_beside(other: &Weberei, opts: Options) -> Weberei {
-        Self::spawn("api", &other.ort, &other.db_url, &opts).await
+        Self::with(other.up.beside(opts.up().subcommand("api")).await).await
     }
 
-    async fn spawn(subcommand: &str, ort: &str, db_url: &str, opts: &Options) -> Weberei {
-        let addr = format!("127.0.0.1:{}", testkit::free_port());
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_weberei"));
-        cmd.arg(subcommand)
-            .env("NATS_URL", testkit::nats_url())
-            .env("DATABASE_URL", db_url)
-            .env("REDIS_URL", testkit::redis_url())
-            .env("WEBEREI_ORT", ort)
-            .env("WEBEREI_DEMO", "false")
-            .env("WEBEREI_HTTP_ADDR", &addr)
-            .env(
-                "WEBEREI_WS_TICK_MS",
-                opts.tick_ms.unwrap_or(200).to_string(),
-            )
-            .env("WEBEREI_WS_QUEUE", opts.ws_queue.unwrap_or(64).to_string())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("spawning weberei");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let stderr = child.stderr.take().expect("piped stderr");
+    async fn with(up: testkit::up::Up) -> Weberei {
         let mut server = Weberei {
-            child: Some(child),
-            url: format!("http://{addr}"),
-            ort: ort.to_owned(),
-            db_url: db_url.to_owned(),
-            db: None,
-            owns_ort: false,
+            url: up.url().to_owned(),
+            ort: up.ort().to_owned(),
+            up,
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(30))
                 .build()
                 .unwrap(),
             token: String::new(),
         };
-        let tag = format!("{ort} {subcommand} {addr}");
-        {
-            let tag = tag.clone();
-            tokio::spawn(async move {
-                let mut lines = BufReader::new(stderr).lines();
-                while let Ok(Some(line)) = lines.next_line().await {
-                    println!("[{tag} stderr] {line}");
-                }
-            });
-        }
-        let mut lines = BufReader::new(stdout).lines();
-        let started = Instant::now();
-        let wanted = format!("Weberei is running at http://{addr}/");
-        loop {
-            let left = URL_TIMEOUT.saturating_sub(started.elapsed());
-            let line = tokio::time::timeout(left, lines.next_line())
-                .await
-                .unwrap_or_else(|_| panic!("weberei {subcommand} printed no URL in time"))
-                .expect("reading weberei's stdout");
-            let Some(line) = line else {
-                let status = server.child.as_mut().unwrap().wait().await;
-                panic!("weberei {subcommand} closed stdout ({status:?}) before printing its URL");
-            };
-            println!("[{tag} stdout] {line}");
-            if line.starts_with(&wanted) {
-                break;
-            }
-        }
-        tokio::spawn(async move {
-            while let Ok(Some(line)) = lines.next_line().await {
-                println!("[{tag} stdout] {line}");
-            }
-        });
         let reg = server
             .graphql(
                 "mutation($i: RegisterInput!) { register(input: $i) { token } }",
@@ -238,56 +177,6 @@ impl Weberei {
             ids.extend(batch);
         }
         ids
-    }
-}
-
-impl Drop for Weberei {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            if let Some(pid) = child.id() {
-                let _ = std::process::Command::new("kill")
-                    .args(["-TERM", &pid.to_string()])
-                    .status();
-            }
-            let deadline = Instant::now() + STOP_TIMEOUT;
-            let mut exited = false;
-            while Instant::now() < deadline {
-                match child.try_wait() {
-                    Ok(None) => std::thread::sleep(Duration::from_millis(50)),
-                    Ok(Some(_)) | Err(_) => {
-                        exited = true;
-                        break;
-                    }
-                }
-            }
-            if !exited {
-                println!("weberei ({}) ignored SIGTERM; killing it", self.ort);
-                let _ = child.start_kill();
-            }
-        }
-        if !self.owns_ort {
-            return;
-        }
-        let ort = self.ort.clone();
-        let db = self.db.take();
-        let cleanup = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                if let Ok(client) = async_nats::connect(testkit::nats_url()).await {
-                    let js = async_nats::jetstream::new(client);
-                    for domain in ["social", "governance", "finance", "dlq", "system"] {
-                        let _ = js.delete_stream(format!("wg_{ort}_{domain}")).await;
-                    }
-                }
-                if let Some(db) = db {
-                    db.drop_db().await;
-                }
-            });
-        });
-        let _ = cleanup.join();
     }
 }
 
