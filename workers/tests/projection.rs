@@ -304,6 +304,22 @@ async fn a_worker_killed_between_batches_resumes_to_the_state_of_a_clean_rebuild
     }
     task.abort();
     let _ = task.await;
+    // The aborted worker's last pull request stays open on the server until it expires
+    // (`fetch_wait`, 250 ms); a message published into it now would wait out ack_wait (60 s),
+    // like a crashed worker's in-flight batch. Start writing once no request is waiting.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut consumer: async_nats::jetstream::consumer::PullConsumer =
+            stream.get_consumer("projection").await.unwrap();
+        if consumer.info().await.unwrap().num_waiting == 0 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the aborted worker's pull request never expired"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     for n in 30..60 {
         w.create(n).await;
     }
