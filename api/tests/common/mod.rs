@@ -2,6 +2,8 @@
 //! PostgreSQL and Redis, with a projection worker, for one test.
 #![allow(dead_code)]
 
+pub mod governance;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
