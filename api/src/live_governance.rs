@@ -159,13 +159,8 @@ impl GovernanceDecoder {
                 row.try_get::<String>("", "target_kind"),
                 row.try_get::<Uuid>("", "target_id"),
             )
+            && let Some(kind) = FlagTargetKind::parse(&kind)
         {
-            let kind = match kind.as_str() {
-                "knoten" => FlagTargetKind::Knoten,
-                "nachricht" => FlagTargetKind::Nachricht,
-                "antrag" => FlagTargetKind::Antrag,
-                _ => FlagTargetKind::Rolle,
-            };
             return Some((kind, id));
         }
         let chain = self

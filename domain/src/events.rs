@@ -571,6 +571,8 @@ pub enum FlagTargetKind {
 }
 
 impl FlagTargetKind {
+    pub const ALL: [FlagTargetKind; 4] = [Self::Knoten, Self::Nachricht, Self::Antrag, Self::Rolle];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Knoten => "knoten",
@@ -578,6 +580,11 @@ impl FlagTargetKind {
             Self::Antrag => "antrag",
             Self::Rolle => "rolle",
         }
+    }
+
+    /// The kind named by [`FlagTargetKind::as_str`] (as stored in `flags.target_kind`).
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == name)
     }
 }
 
@@ -671,5 +678,14 @@ mod tests {
         }
         assert_eq!(EventType::ALL.len(), 38);
         assert_eq!(EventType::parse("KnotenGeknüpft"), None);
+    }
+
+    #[test]
+    fn flag_target_kinds_parse_back_from_their_names_and_nothing_else() {
+        for k in FlagTargetKind::ALL {
+            assert_eq!(FlagTargetKind::parse(k.as_str()), Some(k));
+        }
+        assert_eq!(FlagTargetKind::parse("Knoten"), None);
+        assert_eq!(FlagTargetKind::parse(""), None);
     }
 }

@@ -267,10 +267,8 @@ impl JobsWorker {
                 // A message that is not projected yet: next scan.
                 continue;
             };
-            let kind = if kind == "knoten" {
-                FlagTargetKind::Knoten
-            } else {
-                FlagTargetKind::Nachricht
+            let Some(kind) = FlagTargetKind::parse(&kind) else {
+                continue;
             };
             let cmd = KnotenCommand::Verbergen {
                 flag_id,

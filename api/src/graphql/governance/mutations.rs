@@ -25,7 +25,7 @@ use crate::graphql::rolle::parse_id;
 use super::queries::load_flag;
 use super::types::{
     AntragNode, DelegationNode, EinspruchNode, FlagNode, FlagOutcomeGql, FlagTargetKindGql,
-    StimmeNode, VoteGql, parse_target_kind,
+    StimmeNode, VoteGql,
 };
 use super::{author_of, first_event, rename_field, role_facts, who};
 
@@ -551,7 +551,7 @@ impl GovernanceMutation {
         Ok(ResolveFlagPayload {
             flag: FlagNode {
                 id: ID(flag_id.to_string()),
-                target_kind: parse_target_kind(r.target.kind.as_str()),
+                target_kind: r.target.kind.into(),
                 target_id: ID(r.target.id.to_string()),
                 reason,
                 raised_by_id: ID(r.by.to_string()),

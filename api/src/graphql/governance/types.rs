@@ -155,13 +155,20 @@ impl From<FlagTargetKindGql> for FlagTargetKind {
     }
 }
 
-pub(super) fn parse_target_kind(s: &str) -> FlagTargetKindGql {
-    match s {
-        "nachricht" => FlagTargetKindGql::Nachricht,
-        "antrag" => FlagTargetKindGql::Antrag,
-        "rolle" => FlagTargetKindGql::Rolle,
-        _ => FlagTargetKindGql::Knoten,
+impl From<FlagTargetKind> for FlagTargetKindGql {
+    fn from(k: FlagTargetKind) -> Self {
+        match k {
+            FlagTargetKind::Knoten => Self::Knoten,
+            FlagTargetKind::Nachricht => Self::Nachricht,
+            FlagTargetKind::Antrag => Self::Antrag,
+            FlagTargetKind::Rolle => Self::Rolle,
+        }
     }
+}
+
+/// `flags.target_kind` (a CHECK constraint keeps it to the four kinds).
+pub(super) fn parse_target_kind(s: &str) -> FlagTargetKindGql {
+    FlagTargetKind::parse(s).map_or(FlagTargetKindGql::Knoten, Into::into)
 }
 
 // ---------------------------------------------------------------------------------------------
