@@ -1,5 +1,10 @@
 //! The `weberei` binary: subcommands only. Every role of the platform is one subcommand of the
 //! same binary (`up` runs them all in one process); the libraries do the work.
+//!
+//! The binary must never hold business rules or GraphQL types (those live in `domain` and
+//! `api`), never read configuration anywhere but once into `Settings`, and never let its
+//! embedded servers use the machine's shared services' ports or data (its own ports, its own
+//! data dir). See DESIGN.md §2 and §8.
 
 mod admin;
 mod demo;

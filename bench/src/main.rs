@@ -6,6 +6,10 @@
 //!
 //! `--smoke` runs every scenario in seconds with tiny numbers: it keeps the harness working
 //! (`./dev.sh test` runs it) and asserts nothing about speed.
+//!
+//! This crate must never be a dependency of another crate, never touch streams or databases it
+//! did not create (only its own `bn…` Orte and `wg_bench_…` databases, removed at the end), never
+//! be pointed at a real town's services, and its figures must never become a test assertion.
 
 // A benchmark harness: where it cannot go on (a lock poisoned, a channel gone) it stops with a
 // message; nothing here serves anyone, so an abort is the honest outcome.

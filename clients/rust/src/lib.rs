@@ -13,6 +13,12 @@
 //!   cursor, so the caller sees no gap and no duplicate.
 //! - [`Error`] with the server's closed set of [`ErrorCode`]s.
 //!
+//! This crate must never depend on the server's crates or reach the server other than through
+//! its GraphQL API: it knows the server only through `schema.graphql` and the operation
+//! documents. The code in `src/generated/` must never be edited by hand (regenerate it; a check
+//! fails on drift), and the client must never replace an idempotency key the caller set (a
+//! retry with the same key is what makes it safe).
+//!
 //! ```no_run
 //! use weberei_client::{Client, CreateKnoten, KnotenTyp, Register, create_knoten, register};
 //!

@@ -1,6 +1,8 @@
 //! Remove what crashed test runs left behind on the shared services: JetStream streams of test
-//! Orte (`wg_t<10 chars>_*`) and `wg_test_*` databases. Run by `./dev.sh test` before the tests;
-//! never touches anything else.
+//! Orte (`wg_t<10 chars>_*`) and `wg_test_*` databases. Run by `./dev.sh test` before the tests.
+//!
+//! It must never touch anything else: no other stream, no other database, no Redis key, and
+//! never a server that is not the tests' own.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 use futures::StreamExt;

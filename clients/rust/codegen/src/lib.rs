@@ -16,6 +16,10 @@
 //!
 //! The output is deterministic: [`generate`] yields the same bytes for the same inputs, so
 //! [`check`] can compare them with the committed files.
+//!
+//! This crate is a developer tool: it must never be a dependency of the client or of the
+//! server, never read anything but the schema and the operation documents (no network, no
+//! running server), and never produce output that differs between runs or machines.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;

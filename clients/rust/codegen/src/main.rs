@@ -1,6 +1,9 @@
 //! `cargo run -p weberei-client-codegen` regenerates clients/rust/src/generated from
 //! schema.graphql and clients/operations/*.graphql; `-- --check` only compares and exits 1
 //! when the committed files are stale.
+//!
+//! It must never write outside clients/rust/src/generated, and never write at all with
+//! `--check`.
 
 use std::process::ExitCode;
 
