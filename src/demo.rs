@@ -288,12 +288,11 @@ fn skip_conflict<T>(what: &str, r: Result<T, api::ApiError>) -> Result<Option<T>
 /// Through the bus as every other command: a domain refusal comes back as `ApiError::Domain`.
 async fn execute<A: Aggregate>(
     bus: &Bus,
-    aggregate_type: AggregateType,
     id: Uuid,
     cmd: &A::Command,
     meta: Meta,
 ) -> Result<Executed, api::ApiError> {
-    api::accounts::execute_on::<A>(bus, aggregate_type, id, cmd, meta, false).await
+    api::accounts::execute_on::<A>(bus, id, cmd, meta, bus::Expect::ExistingChain).await
 }
 
 async fn rolle_state(bus: &Bus, id: Uuid) -> Result<Rolle> {
@@ -329,10 +328,8 @@ async fn seed_knoten(bus: &Bus, seeded: &mut Seeded) -> Result<()> {
         });
         let meta = meta(Actor::System, format!("demo:{id}"));
         // Conflict: seeded earlier under another key (or already there): nothing to do.
-        if let Some(done) = skip_conflict(
-            "Knoten",
-            execute::<Knoten>(bus, AggregateType::Knoten, id, &cmd, meta).await,
-        )? && is_new(&done)
+        if let Some(done) = skip_conflict("Knoten", execute::<Knoten>(bus, id, &cmd, meta).await)?
+            && is_new(&done)
         {
             seeded.knoten += 1;
         }
@@ -461,7 +458,7 @@ async fn seed_webrat(
         Actor::Rolle(anna),
         format!("demo:{anna}:fileAntrag:{antrag}"),
     );
-    let done = execute::<Antrag>(bus, AggregateType::Antrag, antrag, &cmd, meta_filed)
+    let done = execute::<Antrag>(bus, antrag, &cmd, meta_filed)
         .await
         .map_err(|e| api_error("fileAntrag", e))?;
     if is_new(&done) {
@@ -484,7 +481,7 @@ async fn seed_webrat(
         by_verified: ben_state.verified,
     });
     let m = meta(Actor::Rolle(ben), format!("demo:{ben}:castStimme:{antrag}"));
-    let voted = execute::<Antrag>(bus, AggregateType::Antrag, antrag, &cmd, m).await;
+    let voted = execute::<Antrag>(bus, antrag, &cmd, m).await;
     if let Some(done) = skip_conflict("castStimme", voted)?
         && is_new(&done)
     {
@@ -507,7 +504,7 @@ async fn seed_webrat(
         Actor::Rolle(carla),
         format!("demo:{carla}:objectToAntrag:{antrag}"),
     );
-    let objected = execute::<Antrag>(bus, AggregateType::Antrag, antrag, &cmd, m).await;
+    let objected = execute::<Antrag>(bus, antrag, &cmd, m).await;
     if let Some(done) = skip_conflict("objectToAntrag", objected)?
         && is_new(&done)
     {
@@ -522,14 +519,7 @@ async fn seed_webrat(
         to_exists: anna_state.is_registered() && !anna_state.deleted,
     });
     let m = meta(Actor::Rolle(carla), format!("demo:{carla}:delegate:{anna}"));
-    let delegated = execute::<Delegation>(
-        bus,
-        AggregateType::Delegation,
-        delegation_id(carla),
-        &cmd,
-        m,
-    )
-    .await;
+    let delegated = execute::<Delegation>(bus, delegation_id(carla), &cmd, m).await;
     if let Some(done) = skip_conflict("delegate", delegated)?
         && is_new(&done)
     {

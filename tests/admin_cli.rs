@@ -51,7 +51,7 @@ async fn register(bus: &Bus, name: &str) -> Uuid {
         ua_hash: None,
         msg_id: format!("register:{id}"),
     };
-    bus.execute::<Rolle>(AggregateType::Rolle, id, &cmd, meta, Utc::now(), true)
+    bus.execute::<Rolle>(id, &cmd, meta, Utc::now(), bus::Expect::NewChain)
         .await
         .unwrap();
     id

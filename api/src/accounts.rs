@@ -7,7 +7,7 @@ use bus::{Bus, ExecuteError, Executed};
 use chrono::Utc;
 use domain::aggregate::Aggregate;
 use domain::rolle::{Registrieren, Rolle, RolleCommand};
-use domain::{AggregateType, DomainError, Meta};
+use domain::{DomainError, Meta};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
 use uuid::Uuid;
 
@@ -71,11 +71,10 @@ pub async fn register_rolle(
     };
     execute_on::<Rolle>(
         bus,
-        AggregateType::Rolle,
         id,
         &cmd_with(data_key),
         rolle.meta,
-        true,
+        bus::Expect::NewChain,
     )
     .await
 }
@@ -103,16 +102,12 @@ pub(crate) fn nonce() -> [u8; 24] {
 /// failure of NATS (or the fallback) as UNAVAILABLE.
 pub async fn execute_on<A: Aggregate>(
     bus: &Bus,
-    aggregate_type: AggregateType,
     id: Uuid,
     cmd: &A::Command,
     meta: Meta,
-    expect_new: bool,
+    expect: bus::Expect,
 ) -> Result<Executed, ApiError> {
-    match bus
-        .execute::<A>(aggregate_type, id, cmd, meta, Utc::now(), expect_new)
-        .await
-    {
+    match bus.execute::<A>(id, cmd, meta, Utc::now(), expect).await {
         Ok(done) => Ok(done),
         Err(ExecuteError::Refused(e)) => Err(ApiError::Domain(e)),
         Err(ExecuteError::Failed(e)) => Err(ApiError::unavailable(e)),

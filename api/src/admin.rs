@@ -56,6 +56,8 @@ impl From<ExecuteError> for AdminError {
 struct AdminActionChain;
 
 impl Aggregate for AdminActionChain {
+    const TYPE: AggregateType = AggregateType::System;
+
     type Command = NewEvent;
 
     fn apply(&mut self, _event: &Envelope) -> Result<(), DomainError> {
@@ -86,12 +88,11 @@ async fn record(
     let id = Uuid::new_v5(&ADMIN_NAMESPACE, format!("{action}:{target}").as_bytes());
     let done = bus
         .execute::<AdminActionChain>(
-            AggregateType::System,
             id,
             &event,
             system_meta(format!("admin:{action}:{target}")),
             Utc::now(),
-            false,
+            bus::Expect::ExistingChain,
         )
         .await?;
     let stored = done.events.into_iter().next().ok_or_else(|| {
@@ -123,14 +124,13 @@ pub async fn verify_rolle(
     let (action, replayed) = record(bus, ACTION_VERIFY_ROLLE, rolle, detail).await?;
     let done = bus
         .execute::<Rolle>(
-            AggregateType::Rolle,
             rolle,
             &RolleCommand::AdminVerifizieren {
                 admin_action_id: action.envelope.id,
             },
             system_meta(format!("admin:verify:{}", action.envelope.id)),
             Utc::now(),
-            false,
+            bus::Expect::ExistingChain,
         )
         .await?;
     Ok(AdminOutcome {

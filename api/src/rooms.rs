@@ -52,7 +52,7 @@ pub async fn spin_faden(
         knoten_alive: alive,
     });
     let history_before = bus.history(AggregateType::Faden, id).await?;
-    let done = execute_on::<Faden>(bus, AggregateType::Faden, id, &cmd, meta, false).await?;
+    let done = execute_on::<Faden>(bus, id, &cmd, meta, bus::Expect::ExistingChain).await?;
     Ok(Spun {
         id,
         history_before,
@@ -112,7 +112,7 @@ pub async fn write_nachricht(
         key: data_key,
         nonce: nonce(),
     });
-    let done = execute_on::<Knoten>(bus, AggregateType::Knoten, knoten, &cmd, meta, false).await?;
+    let done = execute_on::<Knoten>(bus, knoten, &cmd, meta, bus::Expect::ExistingChain).await?;
     let replayed = done.outcome == bus::Outcome::AlreadyDone;
     let stored = done
         .events

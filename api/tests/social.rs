@@ -360,12 +360,11 @@ async fn faded_and_unknown_knoten_refuse_threads_and_messages() {
     };
     s.bus
         .execute::<domain::knoten::Knoten>(
-            domain::AggregateType::Knoten,
             id,
             &domain::knoten::KnotenCommand::Verfallen { now: later },
             meta,
             later,
-            false,
+            bus::Expect::ExistingChain,
         )
         .await
         .unwrap();

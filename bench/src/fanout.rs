@@ -20,7 +20,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Result, anyhow};
 use chrono::Utc;
-use domain::AggregateType;
 use domain::knoten::Knoten;
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
@@ -154,12 +153,11 @@ async fn measure(opts: &Opts, ort: &str, server: &Weberei) -> Result<(Vec<Row>, 
             let cmd = town::create_knoten(id, i * 7919 + 3, now);
             match bus
                 .execute::<Knoten>(
-                    AggregateType::Knoten,
                     id,
                     &cmd,
                     town::meta(format!("bench:fan:{id}")),
                     now,
-                    true,
+                    bus::Expect::NewChain,
                 )
                 .await
             {

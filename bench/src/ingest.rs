@@ -312,24 +312,22 @@ async fn one_command(bus: &Bus, roles: &[Uuid], i: u64) -> Result<()> {
         let id = faden_id(rolle, knoten, FadenTyp::Interesse);
         let cmd = town::spin(rolle, knoten, FadenTyp::Interesse, now);
         bus.execute::<Faden>(
-            AggregateType::Faden,
             id,
             &cmd,
             town::meta(format!("bench:{id}")),
             now,
-            true,
+            bus::Expect::NewChain,
         )
         .await?;
     } else {
         let id = Uuid::new_v4();
         let cmd = town::create_knoten(id, i, now);
         bus.execute::<Knoten>(
-            AggregateType::Knoten,
             id,
             &cmd,
             town::meta(format!("bench:{id}")),
             now,
-            true,
+            bus::Expect::NewChain,
         )
         .await?;
     }

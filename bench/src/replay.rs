@@ -55,23 +55,21 @@ async fn chain_replay(opts: &Opts, bus: &Bus, db: &DatabaseConnection) -> Result
     let id = Uuid::new_v4();
     let now = Utc::now();
     bus.execute::<Knoten>(
-        AggregateType::Knoten,
         id,
         &town::create_knoten(id, 1, now),
         town::meta(format!("bench:r:{id}:0")),
         now,
-        true,
+        bus::Expect::NewChain,
     )
     .await?;
     for n in 1..opts.chain {
         let now = Utc::now();
         bus.execute::<Knoten>(
-            AggregateType::Knoten,
             id,
             &town::design(n - 1, u64::from(n)),
             town::meta(format!("bench:r:{id}:{n}")),
             now,
-            false,
+            bus::Expect::ExistingChain,
         )
         .await?;
     }

@@ -21,6 +21,17 @@ pub enum Outcome {
     AlreadyDone,
 }
 
+/// What the caller knows about the aggregate's chain before a command is executed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expect {
+    /// A creation command: the chain is expected to be empty, so it is not loaded on the first
+    /// try (which also lets creation go through the fallback while JetStream is down). A chain
+    /// that exists after all is found by the expected-sequence check and loaded then.
+    NewChain,
+    /// The chain exists (or may): load it before deciding.
+    ExistingChain,
+}
+
 #[derive(Debug, Clone)]
 pub struct Executed {
     pub outcome: Outcome,
@@ -41,17 +52,16 @@ pub enum ExecuteError {
 impl Bus {
     /// Execute `cmd` against aggregate `id`. `meta.msg_id` is the command's idempotency key:
     /// the n-th event of the decision gets `<msg_id>` (n = 0) or `<msg_id>#<n>`.
-    /// `expect_new` skips loading the chain on the first try (creation commands), which also
-    /// lets creation go through the fallback while JetStream is down.
+    /// The chain is the one of `A::TYPE` with this id; see [`Expect`] for `expect`.
     pub async fn execute<A: Aggregate>(
         &self,
-        aggregate_type: AggregateType,
         id: Uuid,
         cmd: &A::Command,
         meta: Meta,
         now: DateTime<Utc>,
-        expect_new: bool,
+        expect: Expect,
     ) -> Result<Executed, ExecuteError> {
+        let aggregate_type = A::TYPE;
         let retries = self.config().max_conflict_retries;
         for attempt in 0..=retries {
             // The head this process last wrote: no reload unless someone else wrote since (then
@@ -65,7 +75,7 @@ impl Bus {
             let (state, head) = match cached {
                 Some(c) => c,
                 None => {
-                    let history = if expect_new && attempt == 0 {
+                    let history = if expect == Expect::NewChain && attempt == 0 {
                         Vec::new()
                     } else {
                         self.history(aggregate_type, id).await?

@@ -12,7 +12,7 @@ mod error;
 mod fallback;
 mod streams;
 
-pub use command::{ExecuteError, Executed, Outcome};
+pub use command::{ExecuteError, Executed, Expect, Outcome};
 pub use config::BusConfig;
 pub use error::BusError;
 pub use fallback::{Fallback, FallbackEntry};

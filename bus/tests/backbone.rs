@@ -31,6 +31,7 @@ struct Counter {
 }
 
 impl Aggregate for Counter {
+    const TYPE: AggregateType = AggregateType::Knoten;
     type Command = ();
     fn apply(&mut self, event: &Envelope) -> Result<(), DomainError> {
         self.n = event.decode::<Tick>()?.n;
@@ -121,24 +122,22 @@ async fn the_same_msg_id_twice_gives_one_event() {
     let id = Uuid::new_v4();
     let first = bus
         .execute::<Knoten>(
-            AggregateType::Knoten,
             id,
             &create(id, "Garten"),
             meta("key-1"),
             Utc::now(),
-            true,
+            bus::Expect::NewChain,
         )
         .await
         .unwrap();
     assert_eq!(first.outcome, Outcome::Appended);
     let again = bus
         .execute::<Knoten>(
-            AggregateType::Knoten,
             id,
             &create(id, "Garten"),
             meta("key-1"),
             Utc::now(),
-            true,
+            bus::Expect::NewChain,
         )
         .await
         .unwrap();
@@ -153,12 +152,11 @@ async fn the_same_msg_id_twice_gives_one_event() {
     // A different key on an existing Knoten is a domain conflict, not a second event.
     let err = bus
         .execute::<Knoten>(
-            AggregateType::Knoten,
             id,
             &create(id, "Garten"),
             meta("key-2"),
             Utc::now(),
-            true,
+            bus::Expect::NewChain,
         )
         .await
         .unwrap_err();
@@ -181,12 +179,11 @@ async fn two_writers_on_one_aggregate_leave_one_linear_chain() {
         tokio::spawn(async move {
             for i in 0..200 {
                 bus.execute::<Counter>(
-                    AggregateType::Knoten,
                     id,
                     &(),
                     meta(&format!("{name}-{i}")),
                     Utc::now(),
-                    false,
+                    bus::Expect::ExistingChain,
                 )
                 .await
                 .unwrap();
@@ -231,7 +228,7 @@ async fn events_survive_a_nats_outage_through_redis_in_order() {
     for n in 0..20 {
         let (id, cmd, m) = write(n);
         let r = bus
-            .execute::<Knoten>(AggregateType::Knoten, id, &cmd, m, Utc::now(), true)
+            .execute::<Knoten>(id, &cmd, m, Utc::now(), bus::Expect::NewChain)
             .await
             .unwrap();
         assert!(r.events[0].seq.is_some());
@@ -240,7 +237,7 @@ async fn events_survive_a_nats_outage_through_redis_in_order() {
     for n in 20..60 {
         let (id, cmd, m) = write(n);
         let r = bus
-            .execute::<Knoten>(AggregateType::Knoten, id, &cmd, m, Utc::now(), true)
+            .execute::<Knoten>(id, &cmd, m, Utc::now(), bus::Expect::NewChain)
             .await
             .unwrap();
         assert_eq!(r.events[0].seq, None, "event {n} waits in the fallback");
@@ -256,12 +253,11 @@ async fn events_survive_a_nats_outage_through_redis_in_order() {
     let (_, m) = (ids[30], meta("k-30"));
     let again = bus
         .execute::<Knoten>(
-            AggregateType::Knoten,
             ids[30],
             &create(ids[30], "Knoten 30"),
             m,
             Utc::now(),
-            true,
+            bus::Expect::NewChain,
         )
         .await
         .unwrap();

@@ -9,6 +9,9 @@ use crate::events::{EventType, Payload};
 
 /// An aggregate's state, built by folding its chain.
 pub trait Aggregate: Default + Clone + Send + 'static {
+    /// Which kind of aggregate this is: its chains live under this type's subjects.
+    const TYPE: AggregateType;
+
     type Command;
 
     /// Fold one event of this aggregate's chain into the state.

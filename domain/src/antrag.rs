@@ -45,12 +45,11 @@ use crate::governance::{
     Tally, decide_status, parse_weberei, quorum_reached, tally, validate_reason,
 };
 use crate::privacy::{KEY_BYTES, NONCE_BYTES, seal};
-use crate::rules::is_due;
+use crate::rules::{is_due, validate_content};
 
 /// Longest title, in characters.
 pub const TITLE_MAX_CHARS: usize = 200;
-/// Largest content, as canonical JSON bytes.
-pub const CONTENT_MAX_BYTES: usize = 16 * 1024;
+pub use crate::rules::CONTENT_MAX_BYTES;
 
 /// What is known about one Antrag from its events.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -149,6 +148,8 @@ pub enum AntragCommand {
 }
 
 impl Aggregate for Antrag {
+    const TYPE: crate::AggregateType = crate::AggregateType::Antrag;
+
     type Command = AntragCommand;
 
     fn apply(&mut self, event: &Envelope) -> Result<(), DomainError> {
@@ -227,23 +228,6 @@ fn validate_title(title: &str) -> Result<&str, DomainError> {
         ));
     }
     Ok(title)
-}
-
-fn validate_content(content: &Value) -> Result<(), DomainError> {
-    if !content.is_object() {
-        return Err(DomainError::validation(
-            "content",
-            "content must be a JSON object",
-        ));
-    }
-    let size = crate::hash::canonical_json(content).len();
-    if size > CONTENT_MAX_BYTES {
-        return Err(DomainError::validation(
-            "content",
-            format!("content is {size} bytes; at most {CONTENT_MAX_BYTES} are allowed"),
-        ));
-    }
-    Ok(())
 }
 
 fn not_found() -> DomainError {

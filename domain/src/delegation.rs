@@ -93,6 +93,8 @@ pub enum DelegationCommand {
 }
 
 impl Aggregate for Delegation {
+    const TYPE: crate::AggregateType = crate::AggregateType::Delegation;
+
     type Command = DelegationCommand;
 
     fn apply(&mut self, event: &Envelope) -> Result<(), DomainError> {

@@ -76,6 +76,8 @@ pub enum FadenCommand {
 }
 
 impl Aggregate for Faden {
+    const TYPE: crate::AggregateType = crate::AggregateType::Faden;
+
     type Command = FadenCommand;
 
     fn apply(&mut self, event: &Envelope) -> Result<(), DomainError> {

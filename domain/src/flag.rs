@@ -77,6 +77,8 @@ pub enum FlagCommand {
 }
 
 impl Aggregate for Flag {
+    const TYPE: crate::AggregateType = crate::AggregateType::Flag;
+
     type Command = FlagCommand;
 
     fn apply(&mut self, event: &Envelope) -> Result<(), DomainError> {

@@ -23,12 +23,11 @@ use crate::events::{
 };
 use crate::geo::Point;
 use crate::privacy::{KEY_BYTES, NONCE_BYTES, seal};
-use crate::rules::{is_due, yarn_roles};
+use crate::rules::{is_due, validate_content, yarn_roles};
 
 /// Longest title, in characters.
 pub const TITLE_MAX_CHARS: usize = 200;
-/// Largest design-area content, as canonical JSON bytes.
-pub const CONTENT_MAX_BYTES: usize = 16 * 1024;
+pub use crate::rules::CONTENT_MAX_BYTES;
 /// What is not taken up fades after this long (DESIGN.md §4).
 pub const DEFAULT_TTL_DAYS: i64 = 7;
 
@@ -121,6 +120,8 @@ pub enum KnotenCommand {
 }
 
 impl Aggregate for Knoten {
+    const TYPE: crate::AggregateType = crate::AggregateType::Knoten;
+
     type Command = KnotenCommand;
 
     fn apply(&mut self, event: &Envelope) -> Result<(), DomainError> {
@@ -177,24 +178,6 @@ impl Aggregate for Knoten {
             KnotenCommand::Verbergen { flag_id, target } => self.verbergen(*flag_id, *target),
         }
     }
-}
-
-/// Content of the design area: a JSON object of at most [`CONTENT_MAX_BYTES`] canonical bytes.
-fn validate_content(content: &Value) -> Result<(), DomainError> {
-    if !content.is_object() {
-        return Err(DomainError::validation(
-            "content",
-            "content must be a JSON object",
-        ));
-    }
-    let size = crate::hash::canonical_json(content).len();
-    if size > CONTENT_MAX_BYTES {
-        return Err(DomainError::validation(
-            "content",
-            format!("content is {size} bytes; at most {CONTENT_MAX_BYTES} are allowed"),
-        ));
-    }
-    Ok(())
 }
 
 fn not_found() -> DomainError {

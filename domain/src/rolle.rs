@@ -63,6 +63,8 @@ pub enum RolleCommand {
 }
 
 impl Aggregate for Rolle {
+    const TYPE: crate::AggregateType = crate::AggregateType::Rolle;
+
     type Command = RolleCommand;
 
     fn apply(&mut self, event: &Envelope) -> Result<(), DomainError> {

@@ -4,7 +4,32 @@
 use std::collections::BTreeSet;
 
 use chrono::{DateTime, Utc};
+use serde_json::Value;
 use uuid::Uuid;
+
+use crate::error::DomainError;
+
+/// Largest content of a design area or an Antrag, as canonical JSON bytes.
+pub const CONTENT_MAX_BYTES: usize = 16 * 1024;
+
+/// Content of a design area or an Antrag: a JSON object of at most [`CONTENT_MAX_BYTES`]
+/// canonical bytes.
+pub fn validate_content(content: &Value) -> Result<(), DomainError> {
+    if !content.is_object() {
+        return Err(DomainError::validation(
+            "content",
+            "content must be a JSON object",
+        ));
+    }
+    let size = crate::hash::canonical_json(content).len();
+    if size > CONTENT_MAX_BYTES {
+        return Err(DomainError::validation(
+            "content",
+            format!("content is {size} bytes; at most {CONTENT_MAX_BYTES} are allowed"),
+        ));
+    }
+    Ok(())
+}
 
 /// How many distinct roles with active threads twist a Knoten into yarn (DESIGN.md §4).
 pub const YARN_MIN_ROLES: usize = 3;

@@ -40,7 +40,7 @@ use domain::faden::{Faden, FadenCommand};
 use domain::governance::{DEFAULT_ACTIVE_DAYS, DEFAULT_QUORUM_PERCENT};
 use domain::knoten::{Knoten, KnotenCommand};
 use domain::rules::YARN_MIN_ROLES;
-use domain::{Actor, AggregateType, DomainError, Meta};
+use domain::{Actor, DomainError, Meta};
 use futures::StreamExt;
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, Statement};
 use tokio::sync::watch;
@@ -230,13 +230,7 @@ impl JobsWorker {
                 transitive: self.cfg.transitive_delegation,
             });
             let did = self
-                .execute::<Antrag>(
-                    AggregateType::Antrag,
-                    id,
-                    &cmd,
-                    entscheidung_msg_id(id),
-                    now,
-                )
+                .execute::<Antrag>(id, &cmd, entscheidung_msg_id(id), now)
                 .await;
             count(did, &mut report.antraege_decided, &mut report.failed);
         }
@@ -278,13 +272,7 @@ impl JobsWorker {
                 },
             };
             let did = self
-                .execute::<Knoten>(
-                    AggregateType::Knoten,
-                    knoten,
-                    &cmd,
-                    verborgen_msg_id(flag_id),
-                    now,
-                )
+                .execute::<Knoten>(knoten, &cmd, verborgen_msg_id(flag_id), now)
                 .await;
             count(did, &mut report.hidden_on_map, &mut report.failed);
         }
@@ -360,7 +348,6 @@ impl JobsWorker {
         let results: Vec<Did> = futures::stream::iter(due)
             .map(|(from, valid_until)| {
                 self.execute::<Delegation>(
-                    AggregateType::Delegation,
                     delegation_id(from),
                     cmd,
                     ablauf_msg_id(from, valid_until),
@@ -408,7 +395,6 @@ impl JobsWorker {
             .map(|(id, roles, faeden)| async move {
                 let knoten = self
                     .execute::<Knoten>(
-                        AggregateType::Knoten,
                         id,
                         &KnotenCommand::Verzwirnen {
                             roles,
@@ -481,7 +467,6 @@ impl JobsWorker {
 
     async fn twist_faden(&self, id: Uuid, knoten: Uuid, now: DateTime<Utc>) -> Did {
         self.execute::<Faden>(
-            AggregateType::Faden,
             id,
             &FadenCommand::Verzwirnen { knoten },
             format!("garn:{id}"),
@@ -492,12 +477,7 @@ impl JobsWorker {
 
     async fn decay_knoten(&self, now: DateTime<Utc>, report: &mut JobsReport) -> Result<(), DbErr> {
         let (done, failed) = self
-            .decay::<Knoten>(
-                "knoten",
-                AggregateType::Knoten,
-                &KnotenCommand::Verfallen { now },
-                now,
-            )
+            .decay::<Knoten>("knoten", &KnotenCommand::Verfallen { now }, now)
             .await?;
         report.knoten_decayed += done;
         report.failed += failed;
@@ -506,12 +486,7 @@ impl JobsWorker {
 
     async fn decay_faeden(&self, now: DateTime<Utc>, report: &mut JobsReport) -> Result<(), DbErr> {
         let (done, failed) = self
-            .decay::<Faden>(
-                "faeden",
-                AggregateType::Faden,
-                &FadenCommand::Verfallen { now },
-                now,
-            )
+            .decay::<Faden>("faeden", &FadenCommand::Verfallen { now }, now)
             .await?;
         report.faeden_decayed += done;
         report.failed += failed;
@@ -522,7 +497,6 @@ impl JobsWorker {
     async fn decay<A: Aggregate>(
         &self,
         table: &'static str,
-        aggregate_type: AggregateType,
         cmd: &A::Command,
         now: DateTime<Utc>,
     ) -> Result<(usize, usize), DbErr>
@@ -531,9 +505,7 @@ impl JobsWorker {
     {
         let due = self.due(table, now).await?;
         let results: Vec<Did> = futures::stream::iter(due)
-            .map(|(id, expires_at)| {
-                self.execute::<A>(aggregate_type, id, cmd, verfall_msg_id(id, expires_at), now)
-            })
+            .map(|(id, expires_at)| self.execute::<A>(id, cmd, verfall_msg_id(id, expires_at), now))
             .buffer_unordered(PARALLEL)
             .collect()
             .await;
@@ -574,7 +546,6 @@ impl JobsWorker {
     /// Run one timer command as the system; failures are logged here and reported as `Failed`.
     async fn execute<A: Aggregate>(
         &self,
-        aggregate_type: AggregateType,
         id: Uuid,
         cmd: &A::Command,
         msg_id: String,
@@ -589,7 +560,7 @@ impl JobsWorker {
         let msg_id = meta.msg_id.clone();
         match self
             .bus
-            .execute::<A>(aggregate_type, id, cmd, meta, now, false)
+            .execute::<A>(id, cmd, meta, now, bus::Expect::ExistingChain)
             .await
         {
             Ok(Executed {
@@ -610,12 +581,12 @@ impl JobsWorker {
             }
             Err(ExecuteError::Refused(DomainError::NotFound(reason))) => {
                 // A projection row without a chain: the stream lost it or belongs elsewhere.
-                warn!(%id, %msg_id, aggregate = aggregate_type.as_str(), %reason, "timer for an aggregate without events");
+                warn!(%id, %msg_id, aggregate = A::TYPE.as_str(), %reason, "timer for an aggregate without events");
                 metrics::counter!("wg_jobs_failed_total").increment(1);
                 Did::Failed
             }
             Err(e) => {
-                error!(%id, %msg_id, aggregate = aggregate_type.as_str(), error = %e, "timer command failed");
+                error!(%id, %msg_id, aggregate = A::TYPE.as_str(), error = %e, "timer command failed");
                 metrics::counter!("wg_jobs_failed_total").increment(1);
                 Did::Failed
             }

@@ -8,7 +8,7 @@ use bus::{Bus, BusConfig};
 use chrono::Utc;
 use domain::events::KnotenTyp;
 use domain::knoten::{CreateKnoten, Gestalten, Knoten, KnotenCommand};
-use domain::{Actor, AggregateType, Meta, Ort, StreamDomain};
+use domain::{Actor, Meta, Ort, StreamDomain};
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
 use tokio::sync::watch;
 use uuid::Uuid;
@@ -61,16 +61,9 @@ async fn a_chain_older_than_the_stream_continues_from_the_archive() {
         ttl: chrono::Duration::days(7),
         fine_res: domain::geo::FINE_RES,
     });
-    bus.execute::<Knoten>(
-        AggregateType::Knoten,
-        id,
-        &create,
-        meta("c1"),
-        Utc::now(),
-        true,
-    )
-    .await
-    .unwrap();
+    bus.execute::<Knoten>(id, &create, meta("c1"), Utc::now(), bus::Expect::NewChain)
+        .await
+        .unwrap();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while count(&db, "SELECT count(*) FROM events_archive").await < 1 {
         assert!(tokio::time::Instant::now() < deadline);
@@ -97,12 +90,11 @@ async fn a_chain_older_than_the_stream_continues_from_the_archive() {
     });
     let done = fresh
         .execute::<Knoten>(
-            AggregateType::Knoten,
             id,
             &edit,
             meta("g1"),
             Utc::now(),
-            false,
+            bus::Expect::ExistingChain,
         )
         .await
         .unwrap();

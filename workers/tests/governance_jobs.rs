@@ -143,12 +143,11 @@ impl World {
         });
         self.bus
             .execute::<Rolle>(
-                AggregateType::Rolle,
                 id,
                 &cmd,
                 meta(Actor::Rolle(id), format!("register:{id}")),
                 at,
-                true,
+                bus::Expect::NewChain,
             )
             .await
             .unwrap();
@@ -190,12 +189,11 @@ impl World {
         };
         self.bus
             .execute::<Rolle>(
-                AggregateType::Rolle,
                 rolle,
                 &cmd,
                 meta(Actor::System, format!("admin:verified:{rolle}")),
                 at,
-                false,
+                bus::Expect::ExistingChain,
             )
             .await
             .unwrap();
@@ -212,12 +210,11 @@ impl World {
             let executed = self
                 .bus
                 .execute::<Rolle>(
-                    AggregateType::Rolle,
                     rolle,
                     &cmd,
                     meta(Actor::Rolle(by), format!("confirm:{rolle}:{by}")),
                     at,
-                    false,
+                    bus::Expect::ExistingChain,
                 )
                 .await
                 .unwrap();
@@ -240,12 +237,11 @@ impl World {
         });
         self.bus
             .execute::<Antrag>(
-                AggregateType::Antrag,
                 id,
                 &cmd,
                 meta(Actor::Rolle(by), format!("file:{id}")),
                 at,
-                true,
+                bus::Expect::NewChain,
             )
             .await
             .unwrap();
@@ -261,12 +257,11 @@ impl World {
         });
         self.bus
             .execute::<Antrag>(
-                AggregateType::Antrag,
                 antrag,
                 &cmd,
                 meta(Actor::Rolle(by), format!("vote:{antrag}:{by}")),
                 at,
-                false,
+                bus::Expect::ExistingChain,
             )
             .await
             .unwrap();
@@ -282,7 +277,6 @@ impl World {
         });
         self.bus
             .execute::<Delegation>(
-                AggregateType::Delegation,
                 delegation_id(from),
                 &cmd,
                 meta(
@@ -290,7 +284,7 @@ impl World {
                     format!("delegate:{from}:{}", at.timestamp_millis()),
                 ),
                 at,
-                false,
+                bus::Expect::ExistingChain,
             )
             .await
             .unwrap();
@@ -299,7 +293,6 @@ impl World {
     async fn revoke(&self, from: Uuid, at: DateTime<Utc>) {
         self.bus
             .execute::<Delegation>(
-                AggregateType::Delegation,
                 delegation_id(from),
                 &DelegationCommand::Widerrufen { now: at },
                 meta(
@@ -307,7 +300,7 @@ impl World {
                     format!("revoke:{from}:{}", at.timestamp_millis()),
                 ),
                 at,
-                false,
+                bus::Expect::ExistingChain,
             )
             .await
             .unwrap();

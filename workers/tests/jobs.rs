@@ -110,7 +110,7 @@ impl World {
         });
         let meta = Self::meta(Actor::Rolle(Uuid::new_v4()), format!("c-{id}"));
         self.bus
-            .execute::<Knoten>(AggregateType::Knoten, id, &cmd, meta, at, true)
+            .execute::<Knoten>(id, &cmd, meta, at, bus::Expect::NewChain)
             .await
             .unwrap();
         id
@@ -132,7 +132,7 @@ impl World {
             format!("s-{id}-{}", at.timestamp_millis()),
         );
         self.bus
-            .execute::<Faden>(AggregateType::Faden, id, &cmd, meta, at, false)
+            .execute::<Faden>(id, &cmd, meta, at, bus::Expect::ExistingChain)
             .await
             .unwrap();
         id

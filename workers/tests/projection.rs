@@ -66,7 +66,7 @@ impl World {
             msg_id: format!("c-{id}"),
         };
         self.bus
-            .execute::<Knoten>(AggregateType::Knoten, id, &cmd, meta, Utc::now(), true)
+            .execute::<Knoten>(id, &cmd, meta, Utc::now(), bus::Expect::NewChain)
             .await
             .unwrap();
         id

@@ -4,7 +4,7 @@
 use async_graphql::Context;
 use bus::Executed;
 use domain::aggregate::Aggregate;
-use domain::{Actor, AggregateType, DomainError, Meta};
+use domain::{Actor, DomainError, Meta};
 use uuid::Uuid;
 
 use super::{ClientInfo, Deps};
@@ -61,13 +61,12 @@ pub(crate) fn meta_for(
 /// `EventRejected`, once, for every refused mutation).
 pub(crate) async fn execute<A: Aggregate>(
     deps: &Deps,
-    aggregate_type: AggregateType,
     id: Uuid,
     cmd: &A::Command,
     meta: Meta,
-    expect_new: bool,
+    expect: bus::Expect,
 ) -> Result<Executed, ApiError> {
-    crate::accounts::execute_on::<A>(&deps.bus, aggregate_type, id, cmd, meta, expect_new).await
+    crate::accounts::execute_on::<A>(&deps.bus, id, cmd, meta, expect).await
 }
 
 /// The data key of a role, if it still exists (it is destroyed when the role is deleted).

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use domain::events::KnotenGeknuepft;
 use domain::geo::Bbox;
 use domain::knoten::{CreateKnoten, Knoten, KnotenCommand};
-use domain::{Actor, AggregateType, DomainError, Envelope};
+use domain::{Actor, DomainError, Envelope};
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
 use uuid::Uuid;
 
@@ -362,7 +362,7 @@ impl KnotenMutation {
             fine_res: deps.config.fine_res,
         });
         let meta = meta_for(&caller, client, "createKnoten", key);
-        let done = execute::<Knoten>(deps, AggregateType::Knoten, id, &cmd, meta, true).await?;
+        let done = execute::<Knoten>(deps, id, &cmd, meta, bus::Expect::NewChain).await?;
         let stored = done
             .events
             .first()

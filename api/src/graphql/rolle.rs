@@ -6,7 +6,7 @@ use async_graphql::dataloader::{DataLoader, Loader};
 use async_graphql::{Context, ID, InputObject, Json, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 use domain::rolle::{Rolle, RolleCommand};
-use domain::{Actor, AggregateType, DomainError, Meta};
+use domain::{Actor, DomainError, Meta};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -342,11 +342,10 @@ impl RolleMutation {
         };
         let done = execute::<Rolle>(
             deps,
-            AggregateType::Rolle,
             caller.rolle_id,
             &cmd,
             meta,
-            false,
+            bus::Expect::ExistingChain,
         )
         .await?;
         let event = done.events.first().ok_or_else(|| {

@@ -258,7 +258,7 @@ impl GovernanceMutation {
             by_verified: me.verified,
         });
         let meta = meta_for(&caller, client, "fileAntrag", key);
-        let done = execute::<Antrag>(deps, AggregateType::Antrag, id, &cmd, meta, true)
+        let done = execute::<Antrag>(deps, id, &cmd, meta, bus::Expect::NewChain)
             .await
             .map_err(|e| rename_field(e, "deadline", "decisionDeadline"))?;
         let stored = first_event(&done.events)?;
@@ -292,8 +292,7 @@ impl GovernanceMutation {
             nonce: nonce(),
         });
         let meta = meta_for(&caller, client, "objectToAntrag", key);
-        let done =
-            execute::<Antrag>(deps, AggregateType::Antrag, antrag, &cmd, meta, false).await?;
+        let done = execute::<Antrag>(deps, antrag, &cmd, meta, bus::Expect::ExistingChain).await?;
         let stored = first_event(&done.events)?;
         Ok(ObjectToAntragPayload {
             objection: EinspruchNode {
@@ -325,8 +324,7 @@ impl GovernanceMutation {
             by_verified: me.verified,
         });
         let meta = meta_for(&caller, client, "castStimme", key);
-        let done =
-            execute::<Antrag>(deps, AggregateType::Antrag, antrag, &cmd, meta, false).await?;
+        let done = execute::<Antrag>(deps, antrag, &cmd, meta, bus::Expect::ExistingChain).await?;
         let stored = first_event(&done.events)?;
         let p: domain::events::StimmeAbgegeben = stored.envelope.decode()?;
         Ok(CastStimmePayload {
@@ -363,7 +361,7 @@ impl GovernanceMutation {
         });
         let meta = meta_for(&caller, client, "delegate", key);
         let id = delegation_id(caller.rolle_id);
-        let done = execute::<Delegation>(deps, AggregateType::Delegation, id, &cmd, meta, false)
+        let done = execute::<Delegation>(deps, id, &cmd, meta, bus::Expect::ExistingChain)
             .await
             .map_err(|e| rename_field(e, "valid_until", "validUntil"))?;
         let created = done
@@ -409,8 +407,7 @@ impl GovernanceMutation {
         let cmd = DelegationCommand::Widerrufen { now: Utc::now() };
         let meta = meta_for(&caller, client, "revokeDelegation", key);
         let id = delegation_id(caller.rolle_id);
-        let done =
-            execute::<Delegation>(deps, AggregateType::Delegation, id, &cmd, meta, false).await?;
+        let done = execute::<Delegation>(deps, id, &cmd, meta, bus::Expect::ExistingChain).await?;
         let stored = first_event(&done.events)?;
         let p: DelegationWiderrufen = stored.envelope.decode()?;
         Ok(RevokeDelegationPayload {
@@ -438,7 +435,7 @@ impl GovernanceMutation {
             by_verified: me.verified,
         });
         let meta = meta_for(&caller, client, "confirmVerification", key);
-        let done = execute::<Rolle>(deps, AggregateType::Rolle, target, &cmd, meta, false).await?;
+        let done = execute::<Rolle>(deps, target, &cmd, meta, bus::Expect::ExistingChain).await?;
         let stored = first_event(&done.events)?;
         let verified = done
             .events
@@ -487,7 +484,7 @@ impl GovernanceMutation {
             nonce: nonce(),
         });
         let meta = meta_for(&caller, client, "raiseFlag", key);
-        let done = execute::<Flag>(deps, AggregateType::Flag, id, &cmd, meta, true).await?;
+        let done = execute::<Flag>(deps, id, &cmd, meta, bus::Expect::NewChain).await?;
         let stored = first_event(&done.events)?;
         let p: domain::events::FlagRaised = stored.envelope.decode()?;
         Ok(RaiseFlagPayload {
@@ -537,7 +534,7 @@ impl GovernanceMutation {
             .history(AggregateType::Flag, flag_id)
             .await
             .map_err(ApiError::from)?;
-        let done = execute::<Flag>(deps, AggregateType::Flag, flag_id, &cmd, meta, false).await?;
+        let done = execute::<Flag>(deps, flag_id, &cmd, meta, bus::Expect::ExistingChain).await?;
         let stored = first_event(&done.events)?;
         let p: domain::events::FlagResolved = stored.envelope.decode()?;
         let raised = history

@@ -2,8 +2,8 @@
 
 use async_graphql::{Context, ID, InputObject, Json, Object, Result, SimpleObject};
 use chrono::Utc;
+use domain::DomainError;
 use domain::knoten::{Gestalten, Knoten, KnotenCommand};
-use domain::{AggregateType, DomainError};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
 use uuid::Uuid;
 
@@ -119,7 +119,7 @@ impl SocialMutation {
             editor_may_edit: may_edit,
         });
         let meta = meta_for(&caller, client, "updateKnotenDesign", key);
-        let done = execute::<Knoten>(deps, AggregateType::Knoten, id, &cmd, meta, false).await?;
+        let done = execute::<Knoten>(deps, id, &cmd, meta, bus::Expect::ExistingChain).await?;
         let stored = done
             .events
             .first()
