@@ -1,8 +1,8 @@
 //! `events_archive`: every processed event, append-only (UPDATE/DELETE raise), partitioned by
 //! month on `ts`.
 //!
-//! The table has no primary key in PostgreSQL (a partitioned table cannot have one without
-//! `ts`); `id` is marked as the key here because SeaORM needs one and `events_archive_keys`
+//! Written by hand, the one entity that is not generated: the table has no primary key in
+//! PostgreSQL (a partitioned table cannot have one without `ts`); `id` is marked as the key here because SeaORM needs one and `events_archive_keys`
 //! makes it unique. Insert the `events_archive_keys` row in the same transaction, first.
 //! Never use this entity's update or delete: the database refuses them.
 
@@ -24,14 +24,14 @@ pub struct Model {
     pub aggregate_type: String,
     pub prev_hash: Option<String>,
     pub hash: String,
-    pub ts: DateTimeUtc,
+    pub ts: DateTimeWithTimeZone,
     pub subject: String,
     pub stream: String,
     pub stream_seq: i64,
     /// The whole envelope as received; its hash is over its RFC 8785 canonical form.
     #[sea_orm(column_type = "JsonBinary")]
     pub envelope: Json,
-    pub archived_at: DateTimeUtc,
+    pub archived_at: DateTimeWithTimeZone,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

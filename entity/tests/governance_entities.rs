@@ -4,16 +4,16 @@
 // Integration tests: a failed unwrap is a failed test, with the value in the message.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use chrono::{DateTime, SubsecRound, Utc};
-use entity::enums::Vote;
+use chrono::{DateTime, FixedOffset, SubsecRound, Utc};
 use entity::prelude::*;
+use entity::sea_orm_active_enums::Vote;
 use entity::*;
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter};
 use uuid::Uuid;
 
-fn now() -> DateTime<Utc> {
+fn now() -> DateTime<FixedOffset> {
     // PostgreSQL keeps microseconds.
-    Utc::now().trunc_subsecs(6)
+    Utc::now().trunc_subsecs(6).fixed_offset()
 }
 
 #[tokio::test]
@@ -95,6 +95,7 @@ async fn objections_counted_votes_flags_and_activity_round_trip_through_a_migrat
         resolution_reason: None,
         resolved_by: None,
         resolved_at: None,
+        map_hidden_at: None,
     };
     let resolved = flags::Model {
         id: Uuid::new_v4(),

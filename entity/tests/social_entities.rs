@@ -4,15 +4,15 @@
 // Integration tests: a failed unwrap is a failed test, with the value in the message.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use chrono::{DateTime, SubsecRound, Utc};
+use chrono::{DateTime, FixedOffset, SubsecRound, Utc};
 use entity::prelude::*;
 use entity::*;
 use sea_orm::{ActiveModelTrait, EntityTrait};
 use uuid::Uuid;
 
-fn now() -> DateTime<Utc> {
+fn now() -> DateTime<FixedOffset> {
     // PostgreSQL keeps microseconds.
-    Utc::now().trunc_subsecs(6)
+    Utc::now().trunc_subsecs(6).fixed_offset()
 }
 
 #[tokio::test]
@@ -30,6 +30,7 @@ async fn messages_keys_and_sessions_round_trip_through_a_migrated_database() {
         mentions: vec![Uuid::new_v4(), Uuid::new_v4()],
         created_at: t,
         event_id: "01JDZ0000000000000000000AA".into(),
+        hidden_at: None,
     };
     let shredded = nachrichten::Model {
         id: Uuid::new_v4(),

@@ -1,4 +1,4 @@
-//! PostgreSQL enum types. Their labels are part of the contract with `entity::enums` and the
+//! PostgreSQL enum types. Their labels are part of the contract with `entity::sea_orm_active_enums` and the
 //! projection worker's raw SQL: add labels with a new migration, never rename one.
 
 use sea_orm_migration::prelude::*;
