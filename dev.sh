@@ -6,7 +6,8 @@
 #   ./dev.sh test        install what is missing, make sure the test services answer on their
 #                        standard ports, then run every check: fmt, clippy, all tests (Rust,
 #                        the TypeScript client, the web client in a real browser)
-#   ./dev.sh codegen     (for developers) export schema.graphql and regenerate both clients
+#   ./dev.sh codegen     (for developers) regenerate the entities, export schema.graphql and
+#                        regenerate both clients
 #
 # Both skip apt entirely when everything is already installed, so a second run needs no network.
 # Uses sudo only when not run as root.
@@ -326,10 +327,14 @@ cmd_test() {
 	log "all checks passed in $((SECONDS - start)) s"
 }
 
-# Regenerate what is generated from the running schema: schema.graphql, then both clients.
+# Regenerate what is generated: the SeaORM entities from a freshly migrated database (sea-orm-cli,
+# pinned in entity/codegen), schema.graphql from the running schema, then both clients.
 cmd_codegen() {
 	ensure_rust
 	ensure_node
+	ensure_test_services
+	TEST_DATABASE_URL="postgres://postgres@127.0.0.1:$PG_PORT/postgres" \
+		cargo run --quiet -p weberei-entity-codegen
 	cargo run --quiet -- export-schema
 	cargo run --quiet -p weberei-client-codegen
 	(cd clients/ts && npm ci --no-audit --no-fund && npm run codegen)
@@ -352,7 +357,7 @@ test)
 	cat >&2 <<'EOF'
 usage: ./dev.sh up [ARGS]   install what is missing, build, run `weberei up` (data in ./data)
        ./dev.sh test        install what is missing, start the test services, run every check
-       ./dev.sh codegen     export schema.graphql and regenerate the Rust and TypeScript clients
+       ./dev.sh codegen     regenerate the entities, schema.graphql and the Rust and TypeScript clients
 EOF
 	exit 2
 	;;
