@@ -1,0 +1,210 @@
+//! Decay and yarn of Knoten and Fäden (DESIGN.md §4 "Decay and yarn"): Knoten with active
+//! threads from enough distinct roles are twisted (`garn:<id>`), threads to yarn Knoten too;
+//! Knoten and Fäden past `expires_at` decay (`verfall:<id>:<expires_at millis>`). Yarn is
+//! looked at before decay (see the scan order in [`super::JobsWorker::scan_once`]).
+
+use chrono::{DateTime, Utc};
+use domain::aggregate::Aggregate;
+use domain::faden::{Faden, FadenCommand};
+use domain::knoten::{Knoten, KnotenCommand};
+use futures::StreamExt;
+use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement};
+use uuid::Uuid;
+
+use super::{Did, JobsReport, JobsWorker, PARALLEL, count};
+
+impl JobsWorker {
+    /// Knoten with active threads from enough distinct roles: `KnotenVerzwirnt`, then
+    /// `FadenVerzwirnt` for each of those threads.
+    pub(super) async fn twist_knoten(
+        &self,
+        now: DateTime<Utc>,
+        report: &mut JobsReport,
+    ) -> Result<(), DbErr> {
+        let rows = self
+            .db
+            .query_all(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT k.id, array_agg(DISTINCT f.from_rolle) AS roles, \
+                        coalesce(array_agg(f.id) FILTER (WHERE NOT f.is_yarn), '{}') AS faeden \
+                 FROM knoten k JOIN faeden f ON f.to_knoten = k.id \
+                 WHERE NOT k.is_yarn AND k.decayed_at IS NULL \
+                   AND f.decayed_at IS NULL AND (f.is_yarn OR f.expires_at > $1) \
+                 GROUP BY k.id HAVING count(DISTINCT f.from_rolle) >= $2 \
+                 ORDER BY k.id LIMIT $3",
+                [
+                    now.into(),
+                    (self.cfg.yarn_min_roles as i64).into(),
+                    self.batch().into(),
+                ],
+            ))
+            .await?;
+        let mut items = Vec::with_capacity(rows.len());
+        for row in rows {
+            let id: Uuid = row.try_get("", "id")?;
+            let roles: Vec<Uuid> = row.try_get("", "roles")?;
+            let faeden: Vec<Uuid> = row.try_get("", "faeden")?;
+            items.push((id, roles, faeden));
+        }
+        let results: Vec<(Did, Vec<Did>)> = futures::stream::iter(items)
+            .map(|(id, roles, faeden)| async move {
+                let knoten = self
+                    .execute::<Knoten>(
+                        id,
+                        &KnotenCommand::Verzwirnen {
+                            roles,
+                            min_roles: self.cfg.yarn_min_roles,
+                        },
+                        format!("garn:{id}"),
+                        now,
+                    )
+                    .await;
+                // An empty decision means the Knoten faded (a yarn Knoten has `garn:<id>` on its
+                // chain: AlreadyDone); its threads are not twisted then.
+                let threads = match knoten {
+                    Did::Appended | Did::AlreadyDone => {
+                        let mut done = Vec::with_capacity(faeden.len());
+                        for faden in faeden {
+                            done.push(self.twist_faden(faden, id, now).await);
+                        }
+                        done
+                    }
+                    Did::Nothing | Did::Failed => Vec::new(),
+                };
+                (knoten, threads)
+            })
+            .buffer_unordered(PARALLEL)
+            .collect()
+            .await;
+        for (knoten, threads) in results {
+            count(knoten, &mut report.knoten_twisted, &mut report.failed);
+            for t in threads {
+                count(t, &mut report.faeden_twisted, &mut report.failed);
+            }
+        }
+        Ok(())
+    }
+
+    /// Threads to a Knoten that is already yarn and that were active at some time since it
+    /// became yarn (spun later, or missed by the scan that twisted it): `FadenVerzwirnt`.
+    pub(super) async fn twist_threads_of_yarn(
+        &self,
+        now: DateTime<Utc>,
+        report: &mut JobsReport,
+    ) -> Result<(), DbErr> {
+        let rows = self
+            .db
+            .query_all(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT f.id, f.to_knoten FROM faeden f JOIN knoten k ON k.id = f.to_knoten \
+                 WHERE k.is_yarn AND NOT f.is_yarn AND f.decayed_at IS NULL \
+                   AND f.expires_at > least(coalesce(k.yarn_at, $1), $1) \
+                 ORDER BY f.expires_at LIMIT $2",
+                [now.into(), self.batch().into()],
+            ))
+            .await?;
+        let mut items = Vec::with_capacity(rows.len());
+        for row in rows {
+            let id: Uuid = row.try_get("", "id")?;
+            let knoten: Uuid = row.try_get("", "to_knoten")?;
+            items.push((id, knoten));
+        }
+        let results: Vec<Did> = futures::stream::iter(items)
+            .map(|(id, knoten)| self.twist_faden(id, knoten, now))
+            .buffer_unordered(PARALLEL)
+            .collect()
+            .await;
+        for did in results {
+            count(did, &mut report.faeden_twisted, &mut report.failed);
+        }
+        Ok(())
+    }
+
+    async fn twist_faden(&self, id: Uuid, knoten: Uuid, now: DateTime<Utc>) -> Did {
+        self.execute::<Faden>(
+            id,
+            &FadenCommand::Verzwirnen { knoten },
+            format!("garn:{id}"),
+            now,
+        )
+        .await
+    }
+
+    pub(super) async fn decay_knoten(
+        &self,
+        now: DateTime<Utc>,
+        report: &mut JobsReport,
+    ) -> Result<(), DbErr> {
+        let (done, failed) = self
+            .decay::<Knoten>("knoten", &KnotenCommand::Verfallen { now }, now)
+            .await?;
+        report.knoten_decayed += done;
+        report.failed += failed;
+        Ok(())
+    }
+
+    pub(super) async fn decay_faeden(
+        &self,
+        now: DateTime<Utc>,
+        report: &mut JobsReport,
+    ) -> Result<(), DbErr> {
+        let (done, failed) = self
+            .decay::<Faden>("faeden", &FadenCommand::Verfallen { now }, now)
+            .await?;
+        report.faeden_decayed += done;
+        report.failed += failed;
+        Ok(())
+    }
+
+    /// Run `cmd` on every due row of `table`; returns (appended, failed).
+    async fn decay<A: Aggregate>(
+        &self,
+        table: &'static str,
+        cmd: &A::Command,
+        now: DateTime<Utc>,
+    ) -> Result<(usize, usize), DbErr>
+    where
+        A::Command: Sync,
+    {
+        let due = self.due(table, now).await?;
+        let results: Vec<Did> = futures::stream::iter(due)
+            .map(|(id, expires_at)| self.execute::<A>(id, cmd, verfall_msg_id(id, expires_at), now))
+            .buffer_unordered(PARALLEL)
+            .collect()
+            .await;
+        let (mut done, mut failed) = (0, 0);
+        for did in results {
+            count(did, &mut done, &mut failed);
+        }
+        Ok((done, failed))
+    }
+
+    /// Rows of `table` (`knoten` or `faeden`, never user input) that look due at `now`.
+    async fn due(
+        &self,
+        table: &'static str,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<(Uuid, DateTime<Utc>)>, DbErr> {
+        let rows = self
+            .db
+            .query_all(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                format!(
+                    "SELECT id, expires_at FROM {table} \
+                     WHERE decayed_at IS NULL AND NOT is_yarn AND expires_at <= $1 \
+                     ORDER BY expires_at LIMIT $2"
+                ),
+                [now.into(), self.batch().into()],
+            ))
+            .await?;
+        rows.iter()
+            .map(|row| Ok((row.try_get("", "id")?, row.try_get("", "expires_at")?)))
+            .collect()
+    }
+}
+
+/// `verfall:<id>:<expires_at in ms>`: one decay per expiry, so a thread that was renewed after
+/// it decayed can decay again later under a new key.
+pub fn verfall_msg_id(id: Uuid, expires_at: DateTime<Utc>) -> String {
+    format!("verfall:{id}:{}", expires_at.timestamp_millis())
+}
