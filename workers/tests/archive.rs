@@ -1,6 +1,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 //! A chain outlives JetStream's max_age: the next command continues it from the archive.
 
+mod support;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -8,29 +10,11 @@ use bus::{Bus, BusConfig};
 use chrono::Utc;
 use domain::events::KnotenTyp;
 use domain::knoten::{CreateKnoten, Gestalten, Knoten, KnotenCommand};
-use domain::{Actor, Meta, Ort, StreamDomain};
-use sea_orm::{ConnectionTrait, DbBackend, Statement};
+use domain::{Actor, Ort, StreamDomain};
 use tokio::sync::watch;
 use uuid::Uuid;
 
-fn meta(msg_id: &str) -> Meta {
-    Meta {
-        actor: Actor::System,
-        ip_hash: None,
-        ua_hash: None,
-        msg_id: msg_id.to_owned(),
-    }
-}
-
-async fn count(db: &testkit::TestDb, sql: &str) -> i64 {
-    let row = db
-        .conn
-        .query_one(Statement::from_string(DbBackend::Postgres, sql.to_owned()))
-        .await
-        .unwrap()
-        .unwrap();
-    row.try_get_by_index::<i64>(0).unwrap()
-}
+use support::{Env, meta};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_chain_older_than_the_stream_continues_from_the_archive() {
@@ -38,8 +22,11 @@ async fn a_chain_older_than_the_stream_continues_from_the_archive() {
     let mut cfg = BusConfig::new(Ort::new(&testkit::unique_ort()).unwrap(), 64 * 1024 * 1024);
     cfg.max_age = Duration::from_secs(2);
     cfg.duplicate_window = Duration::from_secs(1);
-    let bus = Bus::connect(&testkit::nats_url(), cfg, None).await.unwrap();
-    bus.ensure_streams().await.unwrap();
+    let env = Env {
+        bus: support::bus_with(cfg).await,
+        db,
+    };
+    let (bus, db) = (&env.bus, &env.db);
     bus.set_archive(Arc::new(workers::ArchiveReader::new(db.conn.clone())));
     let (stop, rx) = watch::channel(false);
     let worker = workers::ProjectionWorker::new(
@@ -61,11 +48,17 @@ async fn a_chain_older_than_the_stream_continues_from_the_archive() {
         ttl: chrono::Duration::days(7),
         fine_res: domain::geo::FINE_RES,
     });
-    bus.execute::<Knoten>(id, &create, meta("c1"), Utc::now(), bus::Expect::NewChain)
-        .await
-        .unwrap();
+    bus.execute::<Knoten>(
+        id,
+        &create,
+        meta(Actor::System, "c1".into()),
+        Utc::now(),
+        bus::Expect::NewChain,
+    )
+    .await
+    .unwrap();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while count(&db, "SELECT count(*) FROM events_archive").await < 1 {
+    while env.count("SELECT count(*) FROM events_archive").await < 1 {
         assert!(tokio::time::Instant::now() < deadline);
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -92,35 +85,28 @@ async fn a_chain_older_than_the_stream_continues_from_the_archive() {
         .execute::<Knoten>(
             id,
             &edit,
-            meta("g1"),
+            meta(Actor::System, "g1".into()),
             Utc::now(),
             bus::Expect::ExistingChain,
         )
         .await
         .unwrap();
-    let first_hash: String = {
-        let row = db
-            .conn
-            .query_one(Statement::from_string(
-                DbBackend::Postgres,
-                format!("SELECT hash FROM events_archive WHERE aggregate_id = '{id}'"),
-            ))
-            .await
-            .unwrap()
-            .unwrap();
-        row.try_get("", "hash").unwrap()
-    };
+    let first_hash: String = env
+        .string(&format!(
+            "SELECT hash FROM events_archive WHERE aggregate_id = '{id}'"
+        ))
+        .await;
     assert_eq!(
         done.events[0].envelope.prev_hash.as_deref(),
         Some(first_hash.as_str()),
         "linked to the archived head"
     );
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while count(
-        &db,
-        &format!("SELECT count(*) FROM knoten WHERE id = '{id}' AND design_version = 1"),
-    )
-    .await
+    while env
+        .count(&format!(
+            "SELECT count(*) FROM knoten WHERE id = '{id}' AND design_version = 1"
+        ))
+        .await
         < 1
     {
         assert!(
@@ -137,6 +123,5 @@ async fn a_chain_older_than_the_stream_continues_from_the_archive() {
     );
     stop.send(true).unwrap();
     task.await.unwrap();
-    bus.delete_streams().await.unwrap();
-    db.drop_db().await;
+    env.finish().await;
 }

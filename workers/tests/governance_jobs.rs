@@ -4,135 +4,29 @@
 //! clock moved by the test. Roles, Anträge, votes and delegations are made by their aggregates
 //! through `Bus::execute`, as the API makes them.
 
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+mod support;
 
-use bus::{Bus, BusConfig};
 use chrono::{DateTime, Utc};
 use domain::antrag::{Abstimmen, Antrag, AntragCommand, Stellen};
 use domain::delegation::{Delegation, DelegationCommand, Erstellen, delegation_id};
 use domain::events::{AdminActionExecuted, Vote};
 use domain::rolle::{Registrieren, Rolle, RolleCommand};
 use domain::verification::{ACTION_VERIFY_ROLLE, Bestaetigen};
-use domain::{Actor, AggregateType, Envelope, EventContext, Meta, Ort};
-use sea_orm::{ConnectionTrait, DbBackend, Statement};
-use tokio::sync::watch;
+use domain::{Actor, AggregateType, Envelope, EventContext};
 use uuid::Uuid;
-use workers::{
-    Clock, JobsConfig, JobsReport, JobsWorker, ProjectionConfig, ProjectionWorker, Projector,
-};
+use workers::JobsReport;
 
-const HOME: (f64, f64) = (50.9795, 11.3235);
+use support::timers::{World, sum, world};
+use support::{HOME, days, hours, meta, random_bytes, weberei_h3};
+
 const ELSEWHERE: (f64, f64) = (48.137, 11.575);
 
-struct FakeClock(Mutex<DateTime<Utc>>);
-
-impl FakeClock {
-    fn set(&self, t: DateTime<Utc>) {
-        *self.0.lock().unwrap() = t;
-    }
-}
-
-impl Clock for FakeClock {
-    fn now(&self) -> DateTime<Utc> {
-        *self.0.lock().unwrap()
-    }
-}
-
-fn days(n: i64) -> chrono::Duration {
-    chrono::Duration::days(n)
-}
-
-fn hours(n: i64) -> chrono::Duration {
-    chrono::Duration::hours(n)
-}
-
-fn random_bytes<const N: usize>() -> [u8; N] {
-    let mut out = [0u8; N];
-    for chunk in out.chunks_mut(16) {
-        chunk.copy_from_slice(&Uuid::new_v4().as_bytes()[..chunk.len()]);
-    }
-    out
-}
-
-fn weberei() -> String {
-    domain::geo::Point::new(HOME.0, HOME.1)
-        .unwrap()
-        .cell(domain::geo::WEAVERY_RES)
-        .to_string()
-}
-
-struct World {
-    bus: Bus,
-    db: testkit::TestDb,
-    clock: Arc<FakeClock>,
-    t0: DateTime<Utc>,
-    projection: (watch::Sender<bool>, tokio::task::JoinHandle<()>),
-}
-
-async fn world() -> World {
-    let ort = Ort::new(&testkit::unique_ort()).unwrap();
-    let bus = Bus::connect(
-        &testkit::nats_url(),
-        BusConfig::new(ort, 64 * 1024 * 1024),
-        None,
-    )
-    .await
-    .unwrap();
-    bus.ensure_streams().await.unwrap();
-    let db = testkit::fresh_database().await;
-    let (tx, rx) = watch::channel(false);
-    let worker = ProjectionWorker::new(
-        bus.clone(),
-        Projector::new(db.conn.clone()),
-        ProjectionConfig::default(),
-    );
-    let projection = (tx, tokio::spawn(worker.run(rx)));
-    let t0 = domain::envelope::truncate_millis(Utc::now());
-    World {
-        bus,
-        db,
-        clock: Arc::new(FakeClock(Mutex::new(t0))),
-        t0,
-        projection,
-    }
-}
-
-fn meta(actor: Actor, msg_id: String) -> Meta {
-    Meta {
-        actor,
-        ip_hash: None,
-        ua_hash: None,
-        msg_id,
-    }
-}
-
 impl World {
-    fn jobs(&self) -> JobsWorker {
-        JobsWorker::new(
-            self.bus.clone(),
-            self.db.conn.clone(),
-            self.clock.clone(),
-            JobsConfig {
-                every: Duration::from_millis(100),
-                ..JobsConfig::default()
-            },
-        )
-    }
-
     /// A role registered at `at` with its home at `home`, its data key stored as the API does.
     async fn register(&self, name: &str, home: (f64, f64), at: DateTime<Utc>) -> Uuid {
         let id = Uuid::new_v4();
         let key: [u8; 32] = random_bytes();
-        self.db
-            .conn
-            .execute(Statement::from_sql_and_values(
-                DbBackend::Postgres,
-                "INSERT INTO rolle_keys (rolle_id, key) VALUES ($1, $2)",
-                [id.into(), key.to_vec().into()],
-            ))
-            .await
-            .unwrap();
+        self.save_key(id, key).await;
         let cmd = RolleCommand::Registrieren(Registrieren {
             id,
             name: name.into(),
@@ -228,7 +122,7 @@ impl World {
             id,
             title: format!("Antrag {id}"),
             content: None,
-            weavery_h3: weberei(),
+            weavery_h3: weberei_h3(),
             deadline,
             now: at,
             min_deadline: hours(1),
@@ -305,124 +199,6 @@ impl World {
             .await
             .unwrap();
     }
-
-    async fn count(&self, sql: &str) -> i64 {
-        self.db
-            .conn
-            .query_one(Statement::from_string(DbBackend::Postgres, sql.to_owned()))
-            .await
-            .unwrap_or_else(|e| panic!("{sql}: {e}"))
-            .unwrap()
-            .try_get_by_index::<i64>(0)
-            .unwrap()
-    }
-
-    async fn text(&self, sql: &str) -> String {
-        self.db
-            .conn
-            .query_one(Statement::from_string(DbBackend::Postgres, sql.to_owned()))
-            .await
-            .unwrap_or_else(|e| panic!("{sql}: {e}"))
-            .unwrap()
-            .try_get_by_index::<String>(0)
-            .unwrap()
-    }
-
-    async fn lines(&self, sql: &str) -> Vec<String> {
-        self.db
-            .conn
-            .query_all(Statement::from_string(DbBackend::Postgres, sql.to_owned()))
-            .await
-            .unwrap_or_else(|e| panic!("{sql}: {e}"))
-            .iter()
-            .map(|r| r.try_get_by_index::<String>(0).unwrap())
-            .collect()
-    }
-
-    async fn wait_for(&self, sql: &str, want: i64) {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-        loop {
-            let got = self.count(sql).await;
-            if got == want {
-                return;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "{sql}: got {got}, want {want}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    /// Wait until the projection has caught up with everything in the streams.
-    async fn settle(&self) {
-        let mut total = 0u64;
-        for domain in domain::StreamDomain::PROJECTED {
-            total += self.bus.stream_messages(domain).await.unwrap();
-        }
-        self.wait_for("SELECT count(*) FROM events_archive", total as i64)
-            .await;
-    }
-
-    /// Every event of `event_type` on the aggregate's chain in the stream.
-    async fn in_stream(&self, aggregate_type: AggregateType, id: Uuid, event_type: &str) -> usize {
-        self.bus
-            .history(aggregate_type, id)
-            .await
-            .unwrap()
-            .iter()
-            .filter(|s| s.envelope.event_type == event_type)
-            .count()
-    }
-
-    /// Start the jobs worker at the clock's now while three more scans run at once, let the
-    /// projection catch up, scan again, and stop: what a restart after downtime looks like.
-    async fn restart_jobs(&self) -> Vec<JobsReport> {
-        let (stop, rx) = watch::channel(false);
-        let running = tokio::spawn(self.jobs().run(rx));
-        let scans: Vec<_> = (0..3)
-            .map(|_| {
-                let jobs = self.jobs();
-                tokio::spawn(async move { jobs.scan_once().await })
-            })
-            .collect();
-        let mut reports = Vec::new();
-        for scan in scans {
-            reports.push(scan.await.unwrap().unwrap());
-        }
-        self.settle().await;
-        reports.push(self.jobs().scan_once().await.unwrap());
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        stop.send(true).unwrap();
-        tokio::time::timeout(Duration::from_secs(5), running)
-            .await
-            .unwrap()
-            .unwrap();
-        self.settle().await;
-        reports
-    }
-
-    async fn finish(self) {
-        let (stop, task) = self.projection;
-        stop.send(true).unwrap();
-        let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
-        self.bus.delete_streams().await.unwrap();
-        self.db.drop_db().await;
-    }
-}
-
-fn sum(reports: &[JobsReport]) -> JobsReport {
-    let mut total = JobsReport::default();
-    for r in reports {
-        total.knoten_decayed += r.knoten_decayed;
-        total.faeden_decayed += r.faeden_decayed;
-        total.knoten_twisted += r.knoten_twisted;
-        total.faeden_twisted += r.faeden_twisted;
-        total.antraege_decided += r.antraege_decided;
-        total.delegations_expired += r.delegations_expired;
-        total.failed += r.failed;
-    }
-    total
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -504,8 +280,8 @@ async fn anträge_past_their_deadline_while_the_worker_was_down_are_decided_once
                     active_roles, quorum_percent) FROM antraege WHERE id = '{antrag}'"
         )
     };
-    assert_eq!(w.text(&decided(a)).await, "angenommen|t|1|0|1|10|10");
-    assert_eq!(w.text(&decided(b)).await, "quorum_verfehlt|f|1|0|1|11|10");
+    assert_eq!(w.string(&decided(a)).await, "angenommen|t|1|0|1|10|10");
+    assert_eq!(w.string(&decided(b)).await, "quorum_verfehlt|f|1|0|1|11|10");
     // The decision is the system's, at the worker's now.
     assert_eq!(
         w.count(&format!(
@@ -586,7 +362,7 @@ async fn a_delegator_who_did_not_vote_counts_with_the_delegates_vote_and_a_direc
 
     // 4 voices (3 direct, Carl's delegated) of 6 active roles; 3 ja beat 1 nein.
     assert_eq!(
-        w.text(&format!(
+        w.string(&format!(
             "SELECT format('%s|%s|%s|%s|%s', status, ja, nein, participation, active_roles) \
              FROM antraege WHERE id = '{antrag}'"
         ))
@@ -619,7 +395,7 @@ async fn a_delegator_who_did_not_vote_counts_with_the_delegates_vote_and_a_direc
     assert_eq!(w.count("SELECT count(*) FROM stimmen").await, 3);
     // The recorded decision passes the audit.
     let recorded: domain::events::AntragEntschieden = serde_json::from_str(
-        &w.text(&format!(
+        &w.string(&format!(
             "SELECT (envelope->'payload')::text FROM events_archive \
              WHERE aggregate_id = '{antrag}' AND type = 'AntragEntschieden'"
         ))

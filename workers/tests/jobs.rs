@@ -2,98 +2,23 @@
 //! The jobs worker (decay and yarn timers) against real NATS JetStream and PostgreSQL, with a
 //! projection worker filling the tables it reads and a fake clock moved by the test.
 
-use std::sync::{Arc, Mutex};
+mod support;
+
 use std::time::Duration;
 
-use bus::{Bus, BusConfig};
 use chrono::{DateTime, Utc};
 use domain::events::{FadenTyp, KnotenTyp};
 use domain::faden::{Faden, FadenCommand, Spinnen, faden_id};
 use domain::knoten::{CreateKnoten, Knoten, KnotenCommand};
-use domain::{Actor, AggregateType, Meta, Ort};
-use sea_orm::{ConnectionTrait, DbBackend, Statement};
+use domain::{Actor, AggregateType};
 use tokio::sync::watch;
 use uuid::Uuid;
-use workers::{
-    Clock, JobsConfig, JobsReport, JobsWorker, ProjectionConfig, ProjectionWorker, Projector,
-};
+use workers::JobsReport;
 
-struct FakeClock(Mutex<DateTime<Utc>>);
-
-impl FakeClock {
-    fn set(&self, t: DateTime<Utc>) {
-        *self.0.lock().unwrap() = t;
-    }
-}
-
-impl Clock for FakeClock {
-    fn now(&self) -> DateTime<Utc> {
-        *self.0.lock().unwrap()
-    }
-}
-
-fn days(n: i64) -> chrono::Duration {
-    chrono::Duration::days(n)
-}
-
-struct World {
-    bus: Bus,
-    db: testkit::TestDb,
-    clock: Arc<FakeClock>,
-    t0: DateTime<Utc>,
-    projection: (watch::Sender<bool>, tokio::task::JoinHandle<()>),
-}
-
-async fn world() -> World {
-    let ort = Ort::new(&testkit::unique_ort()).unwrap();
-    let bus = Bus::connect(
-        &testkit::nats_url(),
-        BusConfig::new(ort, 64 * 1024 * 1024),
-        None,
-    )
-    .await
-    .unwrap();
-    bus.ensure_streams().await.unwrap();
-    let db = testkit::fresh_database().await;
-    let (tx, rx) = watch::channel(false);
-    let worker = ProjectionWorker::new(
-        bus.clone(),
-        Projector::new(db.conn.clone()),
-        ProjectionConfig::default(),
-    );
-    let projection = (tx, tokio::spawn(worker.run(rx)));
-    let t0 = domain::envelope::truncate_millis(Utc::now());
-    World {
-        bus,
-        db,
-        clock: Arc::new(FakeClock(Mutex::new(t0))),
-        t0,
-        projection,
-    }
-}
+use support::timers::{World, sum, world};
+use support::{days, meta};
 
 impl World {
-    fn jobs(&self) -> JobsWorker {
-        JobsWorker::new(
-            self.bus.clone(),
-            self.db.conn.clone(),
-            self.clock.clone(),
-            JobsConfig {
-                every: Duration::from_millis(100),
-                ..JobsConfig::default()
-            },
-        )
-    }
-
-    fn meta(actor: Actor, msg_id: String) -> Meta {
-        Meta {
-            actor,
-            ip_hash: None,
-            ua_hash: None,
-            msg_id,
-        }
-    }
-
     /// A Knoten tied at `at` (expiring 7 days later).
     async fn knoten(&self, at: DateTime<Utc>) -> Uuid {
         let id = Uuid::new_v4();
@@ -108,7 +33,7 @@ impl World {
             ttl: days(7),
             fine_res: domain::geo::FINE_RES,
         });
-        let meta = Self::meta(Actor::Rolle(Uuid::new_v4()), format!("c-{id}"));
+        let meta = meta(Actor::Rolle(Uuid::new_v4()), format!("c-{id}"));
         self.bus
             .execute::<Knoten>(id, &cmd, meta, at, bus::Expect::NewChain)
             .await
@@ -127,7 +52,7 @@ impl World {
             ttl: days(7),
             knoten_alive: true,
         });
-        let meta = Self::meta(
+        let meta = meta(
             Actor::Rolle(rolle),
             format!("s-{id}-{}", at.timestamp_millis()),
         );
@@ -138,32 +63,6 @@ impl World {
         id
     }
 
-    async fn count(&self, sql: &str) -> i64 {
-        let row = self
-            .db
-            .conn
-            .query_one(Statement::from_string(DbBackend::Postgres, sql.to_owned()))
-            .await
-            .unwrap()
-            .unwrap();
-        row.try_get_by_index::<i64>(0).unwrap()
-    }
-
-    async fn wait_for(&self, sql: &str, want: i64) {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-        loop {
-            let got = self.count(sql).await;
-            if got == want {
-                return;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "{sql}: got {got}, want {want}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
     /// How many events of `event_type` the aggregate has in the archive.
     async fn archived(&self, aggregate: Uuid, event_type: &str) -> i64 {
         self.count(&format!(
@@ -171,47 +70,6 @@ impl World {
         ))
         .await
     }
-
-    /// Every event of `event_type` in the stream (not only the projected ones).
-    async fn in_stream(&self, aggregate_type: AggregateType, id: Uuid, event_type: &str) -> usize {
-        self.bus
-            .history(aggregate_type, id)
-            .await
-            .unwrap()
-            .iter()
-            .filter(|s| s.envelope.event_type == event_type)
-            .count()
-    }
-
-    /// Wait until the projection has caught up with everything in the streams.
-    async fn settle(&self) {
-        let mut total = 0u64;
-        for domain in domain::StreamDomain::PROJECTED {
-            total += self.bus.stream_messages(domain).await.unwrap();
-        }
-        self.wait_for("SELECT count(*) FROM events_archive", total as i64)
-            .await;
-    }
-
-    async fn finish(self) {
-        let (stop, task) = self.projection;
-        stop.send(true).unwrap();
-        let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
-        self.bus.delete_streams().await.unwrap();
-        self.db.drop_db().await;
-    }
-}
-
-fn sum(reports: &[JobsReport]) -> JobsReport {
-    let mut total = JobsReport::default();
-    for r in reports {
-        total.knoten_decayed += r.knoten_decayed;
-        total.faeden_decayed += r.faeden_decayed;
-        total.knoten_twisted += r.knoten_twisted;
-        total.faeden_twisted += r.faeden_twisted;
-        total.failed += r.failed;
-    }
-    total
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -244,18 +102,7 @@ async fn a_jobs_worker_down_for_days_decays_everything_due_exactly_once_at_start
 
     // The worker was "down" for three days; now it starts while a second instance scans too.
     w.clock.set(t0 + days(10));
-    let (stop, rx) = watch::channel(false);
-    let running = tokio::spawn(w.jobs().run(rx));
-    let scans: Vec<_> = (0..3)
-        .map(|_| {
-            let jobs = w.jobs();
-            tokio::spawn(async move { jobs.scan_once().await })
-        })
-        .collect();
-    let mut reports = Vec::new();
-    for scan in scans {
-        reports.push(scan.await.unwrap().unwrap());
-    }
+    let reports = w.restart_jobs().await;
     w.wait_for(
         "SELECT count(*) FROM knoten WHERE decayed_at IS NOT NULL",
         2,
@@ -266,15 +113,6 @@ async fn a_jobs_worker_down_for_days_decays_everything_due_exactly_once_at_start
         3,
     )
     .await;
-    // Scans after the projection caught up, and the running worker's ticks meanwhile.
-    reports.push(w.jobs().scan_once().await.unwrap());
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    stop.send(true).unwrap();
-    tokio::time::timeout(Duration::from_secs(5), running)
-        .await
-        .unwrap()
-        .unwrap();
-    w.settle().await;
 
     let total = sum(&reports);
     assert_eq!(total.failed, 0, "{reports:?}");
@@ -301,20 +139,11 @@ async fn a_jobs_worker_down_for_days_decays_everything_due_exactly_once_at_start
     assert_eq!(w.archived(f4, "FadenVerfallen").await, 0);
     // The renewed thread decayed at its renewed expiry, under the key of that expiry.
     let expired_at: String = w
-        .db
-        .conn
-        .query_one(Statement::from_string(
-            DbBackend::Postgres,
-            format!(
-                "SELECT envelope->'payload'->>'expired_at' || '|' || msg_id AS r FROM events_archive \
+        .string(&format!(
+            "SELECT envelope->'payload'->>'expired_at' || '|' || msg_id AS r FROM events_archive \
                  WHERE aggregate_id = '{f1}' AND type = 'FadenVerfallen'"
-            ),
         ))
-        .await
-        .unwrap()
-        .unwrap()
-        .try_get("", "r")
-        .unwrap();
+        .await;
     let expires = f1_renewed_at + days(7);
     assert!(
         expired_at.ends_with(&format!("|verfall:{f1}:{}", expires.timestamp_millis())),
@@ -404,20 +233,12 @@ async fn the_third_distinct_role_twists_knoten_and_threads_into_yarn_that_never_
 
     assert_eq!(w.archived(garten, "KnotenVerzwirnt").await, 1);
     assert_eq!(w.archived(garten, "KnotenVerfallen").await, 0);
-    let roles_in_event: String =
-        w.db.conn
-            .query_one(Statement::from_string(
-                DbBackend::Postgres,
-                format!(
-                    "SELECT (envelope->'payload'->'roles')::text AS r FROM events_archive \
+    let roles_in_event: String = w
+        .string(&format!(
+            "SELECT (envelope->'payload'->'roles')::text AS r FROM events_archive \
                  WHERE aggregate_id = '{garten}' AND type = 'KnotenVerzwirnt'"
-                ),
-            ))
-            .await
-            .unwrap()
-            .unwrap()
-            .try_get("", "r")
-            .unwrap();
+        ))
+        .await;
     let mut first_three = roles[..3].to_vec();
     first_three.sort();
     assert_eq!(

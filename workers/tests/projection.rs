@@ -2,50 +2,25 @@
 //! The projection worker against real NATS JetStream and PostgreSQL (each test: its own Ort
 //! streams and its own database).
 
+mod support;
+
 use std::time::Duration;
 
-use bus::{Bus, BusConfig};
 use chrono::Utc;
 use domain::events::KnotenTyp;
 use domain::knoten::{CreateKnoten, Knoten, KnotenCommand};
-use domain::{Actor, AggregateType, Meta, Ort, StreamDomain};
-use sea_orm::{ConnectionTrait, DbBackend, Statement};
-use tokio::sync::watch;
+use domain::{Actor, AggregateType, StreamDomain};
 use uuid::Uuid;
-use workers::{Incoming, ProjectionConfig, ProjectionWorker, Projector};
+use workers::Incoming;
 
-struct World {
-    bus: Bus,
-    db: testkit::TestDb,
-}
+use support::Env as World;
+use support::meta;
 
 async fn world() -> World {
-    let ort = Ort::new(&testkit::unique_ort()).unwrap();
-    let bus = Bus::connect(
-        &testkit::nats_url(),
-        BusConfig::new(ort, 64 * 1024 * 1024),
-        None,
-    )
-    .await
-    .unwrap();
-    bus.ensure_streams().await.unwrap();
-    World {
-        bus,
-        db: testkit::fresh_database().await,
-    }
+    World::new().await
 }
 
 impl World {
-    fn start_worker(&self) -> (watch::Sender<bool>, tokio::task::JoinHandle<()>) {
-        let (tx, rx) = watch::channel(false);
-        let worker = ProjectionWorker::new(
-            self.bus.clone(),
-            Projector::new(self.db.conn.clone()),
-            ProjectionConfig::default(),
-        );
-        (tx, tokio::spawn(worker.run(rx)))
-    }
-
     async fn create(&self, n: usize) -> Uuid {
         let id = Uuid::new_v4();
         let cmd = KnotenCommand::Create(CreateKnoten {
@@ -59,12 +34,7 @@ impl World {
             ttl: chrono::Duration::days(7),
             fine_res: domain::geo::FINE_RES,
         });
-        let meta = Meta {
-            actor: Actor::System,
-            ip_hash: None,
-            ua_hash: None,
-            msg_id: format!("c-{id}"),
-        };
+        let meta = meta(Actor::System, format!("c-{id}"));
         self.bus
             .execute::<Knoten>(id, &cmd, meta, Utc::now(), bus::Expect::NewChain)
             .await
@@ -72,61 +42,14 @@ impl World {
         id
     }
 
-    async fn count(&self, sql: &str) -> i64 {
-        let row = self
-            .db
-            .conn
-            .query_one(Statement::from_string(DbBackend::Postgres, sql.to_owned()))
-            .await
-            .unwrap()
-            .unwrap();
-        row.try_get_by_index::<i64>(0).unwrap()
-    }
-
-    async fn wait_for(&self, sql: &str, want: i64) {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-        loop {
-            let got = self.count(sql).await;
-            if got == want {
-                return;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "{sql}: got {got}, want {want}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    async fn dead(&self) -> u64 {
-        self.bus
-            .subject_messages(StreamDomain::Dlq, &self.bus.config().ort.dead_subject())
-            .await
-            .unwrap()
-    }
-
     /// Everything a rebuild must reproduce, as text.
     async fn state(&self) -> Vec<String> {
-        let rows = self
-            .db
-            .conn
-            .query_all(Statement::from_string(
-                DbBackend::Postgres,
-                "SELECT format('%s|%s|%s|%s|%s|%s', id, typ, title, content, ST_AsText(point), h3) AS r FROM knoten \
-                 UNION ALL SELECT format('head|%s|%s|%s|%s', aggregate_id, last_hash, last_seq, event_count) FROM aggregate_heads \
-                 ORDER BY 1"
-                    .to_owned(),
-            ))
-            .await
-            .unwrap();
-        rows.iter()
-            .map(|r| r.try_get::<String>("", "r").unwrap())
-            .collect()
-    }
-
-    async fn finish(self) {
-        self.bus.delete_streams().await.unwrap();
-        self.db.drop_db().await;
+        self.lines(
+            "SELECT format('%s|%s|%s|%s|%s|%s', id, typ, title, content, ST_AsText(point), h3) AS r FROM knoten \
+             UNION ALL SELECT format('head|%s|%s|%s|%s', aggregate_id, last_hash, last_seq, event_count) FROM aggregate_heads \
+             ORDER BY 1",
+        )
+        .await
     }
 }
 
@@ -258,7 +181,7 @@ async fn applying_the_same_batch_twice_changes_nothing_the_second_time() {
             published: None,
         });
     }
-    let projector = Projector::new(w.db.conn.clone());
+    let projector = w.projector();
     let first = projector.apply_batch(&batch).await.unwrap();
     assert_eq!((first.applied, first.skipped, first.dead.len()), (5, 0, 0));
     let before = w.state().await;
@@ -333,10 +256,7 @@ async fn a_worker_killed_between_batches_resumes_to_the_state_of_a_clean_rebuild
     stop.send(true).unwrap();
     task.await.unwrap();
     let resumed = w.state().await;
-    let applied = Projector::new(w.db.conn.clone())
-        .rebuild_from_archive()
-        .await
-        .unwrap();
+    let applied = w.projector().rebuild_from_archive().await.unwrap();
     assert_eq!(applied, 60);
     assert_eq!(w.state().await, resumed);
     w.finish().await;
