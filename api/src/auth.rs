@@ -1,11 +1,12 @@
-//! Sessions: opaque bearer tokens, stored only as SHA-256 hashes, revocable. Sessions are the
-//! API's own login state (not a projection), so the API writes the `sessions` table itself.
+//! Who is calling: session tokens (opaque bearer tokens, stored only as SHA-256 hashes,
+//! revocable), the [`Caller`] a live session makes, and the salted [`ClientInfo`] of a request.
+//! Sessions are the API's own login state (not a projection); their rows are read and written by
+//! `read::accounts`, never here.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use chrono::Utc;
 use rand::RngCore;
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, Statement};
+use sea_orm::{DatabaseConnection, DbErr};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
@@ -67,56 +68,32 @@ pub async fn authenticate(
     if !token.starts_with(PREFIX) || token.len() > 128 {
         return Ok(Err(InvalidToken));
     }
-    let row = db
-        .query_one(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            "UPDATE sessions SET last_seen_at = CASE WHEN last_seen_at < now() - interval '1 minute' THEN now() ELSE last_seen_at END \
-             WHERE token_hash = $1 AND revoked_at IS NULL RETURNING id, rolle_id",
-            [token_hash(token).into()],
-        ))
-        .await?;
-    Ok(match row {
-        Some(r) => Ok(Caller {
-            session_id: r.try_get("", "id")?,
-            rolle_id: r.try_get("", "rolle_id")?,
-        }),
-        None => Err(InvalidToken),
-    })
+    Ok(
+        match crate::read::accounts::touch_session(db, &token_hash(token)).await? {
+            Some((session_id, rolle_id)) => Ok(Caller {
+                session_id,
+                rolle_id,
+            }),
+            None => Err(InvalidToken),
+        },
+    )
 }
 
-/// Create a session for a role; returns (session id, token).
-pub async fn create_session(
-    db: &DatabaseConnection,
-    rolle_id: Uuid,
-    ua_hash: Option<String>,
-    label: Option<String>,
-) -> Result<(Uuid, String), DbErr> {
-    let (token, hash) = new_token();
-    let id = Uuid::new_v4();
-    let now = Utc::now();
-    db.execute(Statement::from_sql_and_values(
-        DbBackend::Postgres,
-        "INSERT INTO sessions (id, rolle_id, token_hash, created_at, last_seen_at, ua_hash, label) VALUES ($1, $2, $3, $4, $4, $5, $6)",
-        [id.into(), rolle_id.into(), hash.into(), now.into(), ua_hash.into(), label.into()],
-    ))
-    .await?;
-    Ok((id, token))
+/// Salted hashes of the caller's address and user agent (never the raw values).
+#[derive(Debug, Clone, Default)]
+pub struct ClientInfo {
+    pub ip_hash: Option<String>,
+    pub ua_hash: Option<String>,
 }
 
-/// Revoke one session of a role. Returns whether it was live.
-pub async fn revoke(
-    db: &DatabaseConnection,
-    rolle_id: Uuid,
-    session_id: Uuid,
-) -> Result<bool, DbErr> {
-    let r = db
-        .execute(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            "UPDATE sessions SET revoked_at = now() WHERE id = $1 AND rolle_id = $2 AND revoked_at IS NULL",
-            [session_id.into(), rolle_id.into()],
-        ))
-        .await?;
-    Ok(r.rows_affected() == 1)
+impl ClientInfo {
+    pub fn new(salt: &str, ip: Option<&str>, ua: Option<&str>) -> Self {
+        let hash = |v: &str| hex::encode(Sha256::digest(format!("{salt}\u{0}{v}").as_bytes()));
+        Self {
+            ip_hash: ip.map(hash),
+            ua_hash: ua.map(hash),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -1,3 +1,5 @@
+//! The API's settings ([`ApiConfig`], read once at start by the binary) and feature flags.
+
 use std::time::Duration;
 
 use h3o::Resolution;

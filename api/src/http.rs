@@ -20,8 +20,8 @@ use tower_http::services::{ServeDir, ServeFile};
 use tower_http::trace::TraceLayer;
 
 use crate::auth;
+use crate::auth::ClientInfo;
 use crate::error::ApiError;
-use crate::graphql::ClientInfo;
 use crate::state::AppState;
 
 /// The whole HTTP application. Serve it with `into_make_service_with_connect_info::<SocketAddr>()`

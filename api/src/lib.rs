@@ -6,18 +6,27 @@
 //! reads projections from PostgreSQL. It must never write projection tables, never talk to a
 //! worker directly, and never let a SeaORM model or a domain type leak into the schema: the
 //! GraphQL types here are the contract.
+//!
+//! Layers, each only calling the ones below it:
+//! - `http` (routes, auth extraction, headers) ->
+//! - `graphql` (types and resolvers only; its `edge` extension codes errors and hands refusals
+//!   to `rejections`) ->
+//! - `services` (per domain: command building and execution, also used by the demo town and
+//!   the CLI) ->
+//! - `read` (per domain: all database access).
+//!
+//! Beside them, `live` follows the streams and produces neutral change records that `tiles`
+//! groups per map tile and `graphql` converts; `auth`, `error`, `config` are shared below all.
 
-pub mod accounts;
-pub mod admin;
 mod auth;
 mod config;
 mod error;
 mod graphql;
 mod http;
 mod live;
-mod live_decode;
-mod live_governance;
-pub mod rooms;
+mod read;
+mod rejections;
+mod services;
 mod state;
 mod tiles;
 
@@ -26,4 +35,5 @@ pub use error::ApiError;
 pub use graphql::{AppSchema, schema, schema_sdl};
 pub use http::app;
 pub use live::LiveHub;
+pub use services::{accounts, admin, rooms};
 pub use state::AppState;

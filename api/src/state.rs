@@ -1,3 +1,5 @@
+//! What every request handler shares: the schema, the bus, the database and the settings.
+
 use std::sync::Arc;
 
 use bus::Bus;

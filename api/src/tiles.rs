@@ -1,8 +1,8 @@
 //! Live tiles: a subscription's bounding box is covered by H3 cells ("tiles"), and one
 //! [`TileHub`] per process and feed groups the subscribers per tile. The hub is generic over
 //! the kind of change: the live map (`viewport`, changes of the social stream from
-//! [`crate::live::LiveHub`]) and the Webrat (`webrat`, Antrag changes of the governance stream
-//! from [`crate::live_governance::GovernanceFeed`], located at their Weberei's centre) each have
+//! `live::LiveHub`) and the Webrat (`webrat`, Antrag changes of the governance stream from
+//! `live::governance::GovernanceFeed`, located at their Weberei's centre) each have
 //! one, with the same code. A feed says what it broadcasts and where its position stands
 //! ([`TileFeed`]); a change says its stream sequence and where it happened ([`TileEvent`]),
 //! which decides its tile at every resolution in use.
@@ -23,7 +23,7 @@
 //!   sends after that reaches the task;
 //! - a delivery's `upto` is the tick's position in the feed's stream: every change with a
 //!   sequence up to it has been handed to this tick or an earlier one (the feed's position
-//!   invariant, see `live.rs`: it stores a position only after sending that change), so a
+//!   invariant, see `live/mod.rs`: it stores a position only after sending that change), so a
 //!   cursor made from it never skips a change;
 //! - a subscriber registered at position `p` gets every change with a larger sequence that its
 //!   tiles hold (a replay that reads the log to at least `p` hands over without a gap);
@@ -466,9 +466,39 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use super::*;
-    use crate::graphql::{AntragChange, AntragChangeKind};
-    use crate::live::{LiveEvent, LiveHub};
-    use crate::live_governance::{GovernanceEvent, GovernanceFeed};
+
+    /// A change of a feed of its own: the hub's behaviour does not depend on what it carries.
+    #[derive(Debug)]
+    struct TestEvent;
+
+    impl TileEvent for TestEvent {
+        fn seq(&self) -> u64 {
+            0
+        }
+
+        fn point(&self) -> Option<Point> {
+            None
+        }
+    }
+
+    /// A feed that never sends.
+    #[derive(Clone)]
+    struct TestFeed(broadcast::Sender<Arc<TestEvent>>);
+
+    impl TileFeed for TestFeed {
+        type Event = TestEvent;
+        const NAME: &'static str = "test";
+        const SUBSCRIBERS_METRIC: &'static str = "wg_test_subscribers";
+        const RESYNCS_METRIC: &'static str = "wg_test_resyncs_total";
+
+        fn subscribe(&self) -> broadcast::Receiver<Arc<TestEvent>> {
+            self.0.subscribe()
+        }
+
+        fn last_seq(&self) -> u64 {
+            0
+        }
+    }
 
     #[test]
     fn a_full_queue_is_replaced_by_one_resync_notice() {
@@ -480,7 +510,7 @@ mod tests {
             notify: Notify::new(),
         };
         for upto in 1..=10 {
-            let changes = Delivery::<LiveEvent>::Changes {
+            let changes = Delivery::<TestEvent>::Changes {
                 upto,
                 tiles: Vec::new(),
             };
@@ -503,7 +533,7 @@ mod tests {
             heartbeat: Duration::from_millis(50),
             ..ApiConfig::default()
         };
-        let hub = TileHub::spawn(LiveHub::detached(), &config, None);
+        let hub = TileHub::spawn(TestFeed(broadcast::channel(16).0), &config, None);
         let cell = Point::new(50.98, 11.32).unwrap().cell(Resolution::Eight);
         let (sub, _) = hub.register(vec![cell]);
         for _ in 0..2 {
@@ -516,118 +546,5 @@ mod tests {
         let reg = lock(&hub.shared.registry);
         assert!(reg.subscribers.is_empty() && reg.tiles.is_empty());
         assert_eq!(reg.per_res.iter().sum::<usize>(), 0);
-    }
-
-    /// The Webrat's hub: ticks every 10 ms, no heartbeat in a test's time.
-    fn webrat_hub(feed: &GovernanceFeed, queue: usize) -> &TileHub<GovernanceEvent> {
-        feed.tiles(&ApiConfig {
-            ws_tick: Duration::from_millis(10),
-            heartbeat: Duration::from_secs(3600),
-            ws_queue: queue,
-            ..ApiConfig::default()
-        })
-    }
-
-    /// A vote on Antrag `n` of the Weberei at (lat, lng).
-    fn antrag_change(n: u128, lat: f64, lng: f64) -> AntragChange {
-        let mut change = AntragChange::new(
-            uuid::Uuid::from_u128(n),
-            AntragChangeKind::Vote,
-            chrono::Utc::now(),
-        );
-        let weberei = Point::new(lat, lng).unwrap().cell(domain::geo::WEAVERY_RES);
-        change.place(&weberei.to_string()).unwrap();
-        change
-    }
-
-    async fn next_delivery<E>(sub: &TileSubscription<E>) -> Delivery<E> {
-        tokio::time::timeout(Duration::from_secs(2), sub.next())
-            .await
-            .expect("no delivery")
-    }
-
-    #[tokio::test]
-    async fn two_webrat_subscribers_of_one_tile_share_one_diff_and_another_tile_gets_nothing() {
-        let feed = GovernanceFeed::detached();
-        let hub = webrat_hub(&feed, 64);
-        let change = antrag_change(1, 50.98, 11.32);
-        let tile = change.point().unwrap().cell(Resolution::Six);
-        let (a, at_a) = hub.register(vec![tile]);
-        let (b, _) = hub.register(vec![tile]);
-        let munich = Point::new(48.14, 11.58).unwrap().cell(Resolution::Six);
-        let (elsewhere, _) = hub.register(vec![munich]);
-        assert_eq!(at_a, 0, "registered before the first tick");
-        // Nothing has awaited since the hub was started (this runtime has one thread, so its
-        // tick task has not run yet): the change reaches it all the same.
-        feed.emit(1, change);
-        let (Delivery::Changes { upto: 1, tiles: ta }, Delivery::Changes { upto: 1, tiles: tb }) =
-            (next_delivery(&a).await, next_delivery(&b).await)
-        else {
-            panic!("both subscribers get the change at position 1");
-        };
-        assert_eq!((ta.len(), tb.len()), (1, 1));
-        assert!(Arc::ptr_eq(&ta[0], &tb[0]), "one diff for the tile, shared");
-        assert_eq!(ta[0].events.len(), 1);
-        assert_eq!(ta[0].events[0].seq, 1);
-        assert_eq!(
-            ta[0].events[0].change.antrag_id.0,
-            uuid::Uuid::from_u128(1).to_string()
-        );
-        assert!(
-            tokio::time::timeout(Duration::from_millis(200), elsewhere.next())
-                .await
-                .is_err(),
-            "a change in Weimar reached a subscriber in Munich"
-        );
-        // The next registration starts after what the ticks have covered.
-        let (_, at) = hub.register(vec![tile]);
-        assert_eq!(at, 1);
-    }
-
-    #[tokio::test]
-    async fn a_slow_webrat_subscriber_gets_resync_while_a_fast_one_stays_live() {
-        let feed = GovernanceFeed::detached();
-        let hub = webrat_hub(&feed, 2);
-        let tile = antrag_change(0, 50.98, 11.32)
-            .point()
-            .unwrap()
-            .cell(Resolution::Seven);
-        let (fast, _) = hub.register(vec![tile]);
-        let (slow, _) = hub.register(vec![tile]);
-        for seq in 1..=5 {
-            feed.emit(seq, antrag_change(u128::from(seq), 50.98, 11.32));
-            // One tick per change: the fast subscriber reads each one as it comes.
-            match next_delivery(&fast).await {
-                Delivery::Changes { upto, tiles } => {
-                    assert_eq!(upto, seq);
-                    let seqs: Vec<u64> = tiles
-                        .iter()
-                        .flat_map(|t| t.events.iter().map(|e| e.seq))
-                        .collect();
-                    assert_eq!(seqs, vec![seq]);
-                }
-                other => panic!("the fast subscriber got {other:?}"),
-            }
-        }
-        // The slow one read nothing: its queue of two overflowed, and all that is left is one
-        // notice covering everything it lost.
-        match next_delivery(&slow).await {
-            Delivery::Resync { upto: 5 } => {}
-            other => panic!("the slow subscriber got {other:?}"),
-        }
-        assert!(
-            tokio::time::timeout(Duration::from_millis(100), slow.next())
-                .await
-                .is_err(),
-            "more than the resync notice was queued"
-        );
-        // After the notice it is live again, like the fast one.
-        feed.emit(6, antrag_change(6, 50.98, 11.32));
-        for sub in [&fast, &slow] {
-            match next_delivery(sub).await {
-                Delivery::Changes { upto: 6, tiles } => assert_eq!(tiles[0].events[0].seq, 6),
-                other => panic!("{other:?}"),
-            }
-        }
     }
 }

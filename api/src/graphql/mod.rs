@@ -1,11 +1,15 @@
 //! The schema: one module per feature, roots merged. Resolvers stay thin: they take input,
-//! call `bus` or a query, and map the result to the contract types defined here.
+//! call a service (`crate::services`) or a read model (`crate::read`), and map the result to
+//! the contract types defined here; the live subscriptions convert `crate::live` records.
+//!
+//! graphql must never touch the database directly (no SQL, no SeaORM query here), never build
+//! a command itself, and never record refusals outside its edge extension (`edge.rs`).
 
-mod common;
+mod edge;
 mod governance;
 mod knoten;
+mod primitives;
 mod rolle;
-mod scalars;
 mod social;
 mod viewport;
 
@@ -14,20 +18,10 @@ use std::sync::Arc;
 use async_graphql::dataloader::DataLoader;
 use async_graphql::{MergedObject, MergedSubscription, Schema};
 use bus::Bus;
-use domain::events::EventRejected;
-use domain::{Actor, Meta};
 use sea_orm::DatabaseConnection;
-use tracing::warn;
-use uuid::Uuid;
 
 use crate::config::ApiConfig;
 use crate::live::LiveHub;
-
-pub use governance::{AntragChange, AntragChangeKind, AntragNode, EinspruchNode, StimmeNode};
-pub use knoten::KnotenNode;
-pub use scalars::U64;
-pub use social::{FadenNode, FadenTypGql, NachrichtNode};
-pub use viewport::{FadenChange, FadenChangeKind, HiddenNachricht, KnotenChange, KnotenChangeKind};
 
 /// Everything that can be read: the map (Knoten in a box), rooms, roles and sessions, search,
 /// the server's public configuration, the Webrat's Anträge, delegations and moderation threads.
@@ -70,26 +64,6 @@ pub(crate) struct Deps {
     pub config: Arc<ApiConfig>,
 }
 
-/// Salted hashes of the caller's address and user agent (never the raw values).
-#[derive(Debug, Clone, Default)]
-pub struct ClientInfo {
-    pub ip_hash: Option<String>,
-    pub ua_hash: Option<String>,
-}
-
-impl ClientInfo {
-    pub fn new(salt: &str, ip: Option<&str>, ua: Option<&str>) -> Self {
-        let hash = |v: &str| {
-            use sha2::{Digest, Sha256};
-            hex::encode(Sha256::digest(format!("{salt}\u{0}{v}").as_bytes()))
-        };
-        Self {
-            ip_hash: ip.map(hash),
-            ua_hash: ua.map(hash),
-        }
-    }
-}
-
 fn builder(
     bus: Option<Bus>,
     db: Option<DatabaseConnection>,
@@ -101,7 +75,7 @@ fn builder(
         MutationRoot::default(),
         SubscriptionRoot::default(),
     )
-    .extension(crate::error::ErrorCodes)
+    .extension(edge::ErrorCodes)
     .limit_depth(12)
     .limit_complexity(1_000)
     .limit_recursive_depth(32)
@@ -170,33 +144,4 @@ pub fn schema_sdl() -> String {
     builder(None, None, None, Arc::new(ApiConfig::default()))
         .finish()
         .sdl()
-}
-
-/// Record a refused command on the rejected subject; failures to record are logged, never
-/// shown to the caller (the refusal itself is what they need to see).
-pub(crate) async fn record_rejection(
-    bus: &Bus,
-    client: Option<&ClientInfo>,
-    command: &str,
-    code: &str,
-    reason: &str,
-    field: Option<String>,
-    aggregate_id: Option<Uuid>,
-) {
-    let rejected = EventRejected {
-        command: command.to_owned(),
-        code: code.to_owned(),
-        reason: reason.to_owned(),
-        field,
-        aggregate_id,
-    };
-    let meta = Meta {
-        actor: Actor::System,
-        ip_hash: client.and_then(|c| c.ip_hash.clone()),
-        ua_hash: client.and_then(|c| c.ua_hash.clone()),
-        msg_id: format!("rejected:{}", ulid::Ulid::new()),
-    };
-    if let Err(e) = bus.publish_rejected(&rejected, meta).await {
-        warn!(error = %e, command, "could not record EventRejected");
-    }
 }

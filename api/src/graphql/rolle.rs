@@ -1,21 +1,21 @@
-//! Rollen and accounts: register, sessions, logout, deleting one's role, `me`.
+//! Rollen and accounts: register, sessions, logout, deleting one's role, `me`, the export.
 
 use std::collections::HashMap;
 
 use async_graphql::dataloader::{DataLoader, Loader};
 use async_graphql::{Context, ID, InputObject, Json, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
-use domain::rolle::{Rolle, RolleCommand};
-use domain::{Actor, DomainError, Meta};
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
-use sha2::{Digest, Sha256};
+use domain::DomainError;
+use sea_orm::DatabaseConnection;
 use uuid::Uuid;
 
-use super::common::{ID_NAMESPACE, execute, meta_for, require_caller};
-use super::knoten::EventReceipt;
-use super::{ClientInfo, Deps};
-use crate::auth;
+use super::Deps;
+use super::primitives::{EventReceipt, id, mutation, parse_id, require_caller};
+use crate::auth::ClientInfo;
 use crate::error::ApiError;
+use crate::read::accounts::RolleRow;
+use crate::read::{self, h3_hex};
+use crate::services::accounts as service;
 
 /// A role: how a person appears on the map. Its home is a coarse H3 cell (never an address).
 #[derive(SimpleObject, Clone, Debug)]
@@ -37,23 +37,18 @@ pub struct RolleNode {
     pub deleted: bool,
 }
 
-const ROLLE_COLUMNS: &str = "id, name, h3, ST_Y(point::geometry) AS lat, ST_X(point::geometry) AS lng, created_at, deleted_at";
-
-fn row_to_rolle(row: &sea_orm::QueryResult) -> Result<RolleNode, sea_orm::DbErr> {
-    let id: Uuid = row.try_get("", "id")?;
-    let h3: i64 = row.try_get("", "h3")?;
-    let deleted: Option<DateTime<Utc>> = row.try_get("", "deleted_at")?;
-    Ok(RolleNode {
-        id: ID(id.to_string()),
-        name: row.try_get("", "name")?,
-        home_h3: h3o::CellIndex::try_from(h3 as u64)
-            .map(|c| c.to_string())
-            .unwrap_or_default(),
-        home_lat: row.try_get::<Option<f64>>("", "lat")?.unwrap_or_default(),
-        home_lng: row.try_get::<Option<f64>>("", "lng")?.unwrap_or_default(),
-        created_at: row.try_get("", "created_at")?,
-        deleted: deleted.is_some(),
-    })
+impl From<RolleRow> for RolleNode {
+    fn from(r: RolleRow) -> Self {
+        Self {
+            id: id(r.id),
+            name: r.name,
+            home_h3: h3_hex(r.h3),
+            home_lat: r.lat.unwrap_or_default(),
+            home_lng: r.lng.unwrap_or_default(),
+            created_at: r.created_at,
+            deleted: r.deleted_at.is_some(),
+        }
+    }
 }
 
 /// Batches role look-ups of one request (and across concurrent requests).
@@ -64,23 +59,10 @@ impl Loader<Uuid> for RolleLoader {
     type Error = async_graphql::Error;
 
     async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, RolleNode>, Self::Error> {
-        let rows = self
-            .0
-            .query_all(Statement::from_sql_and_values(
-                DbBackend::Postgres,
-                format!("SELECT {ROLLE_COLUMNS} FROM rollen WHERE id = ANY($1)"),
-                [keys.to_vec().into()],
-            ))
+        let rows = read::accounts::rollen(&self.0, keys)
             .await
             .map_err(ApiError::from)?;
-        let mut out = HashMap::with_capacity(rows.len());
-        for row in &rows {
-            let r = row_to_rolle(row).map_err(ApiError::from)?;
-            if let Ok(id) = Uuid::parse_str(&r.id) {
-                out.insert(id, r);
-            }
-        }
-        Ok(out)
+        Ok(rows.into_iter().map(|r| (r.id, r.into())).collect())
     }
 }
 
@@ -180,27 +162,19 @@ impl RolleQuery {
     async fn sessions(&self, ctx: &Context<'_>) -> Result<Vec<Session>> {
         let caller = require_caller(ctx)?;
         let deps = ctx.data::<Deps>()?;
-        let rows = deps
-            .db
-            .query_all(Statement::from_sql_and_values(
-                DbBackend::Postgres,
-                "SELECT id, label, created_at, last_seen_at FROM sessions WHERE rolle_id = $1 AND revoked_at IS NULL ORDER BY created_at DESC",
-                [caller.rolle_id.into()],
-            ))
+        let rows = read::accounts::live_sessions(&deps.db, caller.rolle_id)
             .await
             .map_err(ApiError::from)?;
-        let mut out = Vec::new();
-        for r in rows {
-            let id: Uuid = r.try_get("", "id").map_err(ApiError::from)?;
-            out.push(Session {
-                id: ID(id.to_string()),
-                label: r.try_get("", "label").map_err(ApiError::from)?,
-                created_at: r.try_get("", "created_at").map_err(ApiError::from)?,
-                last_seen_at: r.try_get("", "last_seen_at").map_err(ApiError::from)?,
-                current: id == caller.session_id,
-            });
-        }
-        Ok(out)
+        Ok(rows
+            .into_iter()
+            .map(|r| Session {
+                id: id(r.id),
+                label: r.label,
+                created_at: r.created_at,
+                last_seen_at: r.last_seen_at,
+                current: r.id == caller.session_id,
+            })
+            .collect())
     }
 
     /// Everything this server holds about the caller, opened (DESIGN.md §4 "Privacy": export
@@ -211,13 +185,7 @@ impl RolleQuery {
     async fn export_my_data(&self, ctx: &Context<'_>) -> Result<Json<serde_json::Value>> {
         let caller = require_caller(ctx)?;
         let deps = ctx.data::<Deps>()?;
-        let row = deps
-            .db
-            .query_one(Statement::from_sql_and_values(
-                DbBackend::Postgres,
-                EXPORT_SQL,
-                [caller.rolle_id.into()],
-            ))
+        let doc = read::accounts::export(&deps.db, caller.rolle_id)
             .await
             .map_err(ApiError::from)?
             .ok_or_else(|| {
@@ -225,56 +193,8 @@ impl RolleQuery {
                     "the role is not projected yet: try again in a moment".into(),
                 ))
             })?;
-        let doc: serde_json::Value = row.try_get("", "doc").map_err(ApiError::from)?;
         Ok(Json(doc))
     }
-}
-
-/// One statement, so the export is one consistent snapshot. `$1` is the role.
-const EXPORT_SQL: &str = "SELECT json_build_object(
-    'exportedAt', now(),
-    'rolle', (SELECT json_build_object('id', id, 'name', name, 'createdAt', created_at,
-        'homeLat', ST_Y(point::geometry), 'homeLng', ST_X(point::geometry),
-        'verifiedAt', verified_at, 'verifiedBy', verified_by) FROM rollen WHERE id = $1),
-    'sessions', (SELECT coalesce(json_agg(json_build_object('id', id, 'label', label,
-        'createdAt', created_at, 'lastSeenAt', last_seen_at, 'revokedAt', revoked_at)
-        ORDER BY created_at), '[]'::json) FROM sessions WHERE rolle_id = $1),
-    'knoten', (SELECT coalesce(json_agg(json_build_object('id', id, 'typ', typ, 'title', title,
-        'content', content, 'lat', ST_Y(point::geometry), 'lng', ST_X(point::geometry),
-        'createdAt', created_at, 'expiresAt', expires_at, 'isYarn', is_yarn,
-        'decayedAt', decayed_at, 'hiddenAt', hidden_at) ORDER BY created_at), '[]'::json)
-        FROM knoten WHERE created_by = $1),
-    'faeden', (SELECT coalesce(json_agg(json_build_object('id', id, 'toKnoten', to_knoten,
-        'typ', typ, 'createdAt', created_at, 'expiresAt', expires_at, 'isYarn', is_yarn,
-        'decayedAt', decayed_at) ORDER BY created_at), '[]'::json)
-        FROM faeden WHERE from_rolle = $1),
-    'nachrichten', (SELECT coalesce(json_agg(json_build_object('id', id, 'knotenId', knoten_id,
-        'text', text, 'mentions', mentions, 'createdAt', created_at, 'hiddenAt', hidden_at)
-        ORDER BY created_at), '[]'::json) FROM nachrichten WHERE author = $1),
-    'antraege', (SELECT coalesce(json_agg(json_build_object('id', id, 'title', title,
-        'content', content, 'status', status, 'createdAt', created_at,
-        'decisionDeadline', decision_deadline, 'hiddenAt', hidden_at) ORDER BY created_at),
-        '[]'::json) FROM antraege WHERE created_by = $1),
-    'stimmen', (SELECT coalesce(json_agg(json_build_object('antragId', antrag_id, 'vote', vote,
-        'createdAt', created_at) ORDER BY created_at), '[]'::json)
-        FROM stimmen WHERE rolle_id = $1),
-    'einsprueche', (SELECT coalesce(json_agg(json_build_object('antragId', antrag_id,
-        'reason', reason, 'createdAt', created_at) ORDER BY created_at), '[]'::json)
-        FROM einsprueche WHERE by = $1),
-    'delegationen', (SELECT coalesce(json_agg(json_build_object('id', id, 'from', from_rolle,
-        'to', to_rolle, 'validUntil', valid_until, 'createdAt', created_at,
-        'endedAt', ended_at, 'endedReason', ended_reason) ORDER BY created_at), '[]'::json)
-        FROM delegationen WHERE from_rolle = $1 OR to_rolle = $1),
-    'flagsRaised', (SELECT coalesce(json_agg(json_build_object('id', id,
-        'targetKind', target_kind, 'targetId', target_id, 'reason', reason,
-        'createdAt', created_at, 'outcome', outcome) ORDER BY created_at), '[]'::json)
-        FROM flags WHERE raised_by = $1)
-) AS doc";
-
-pub(crate) fn parse_id(id: &ID, field: &str) -> Result<Uuid, ApiError> {
-    Uuid::parse_str(id).map_err(|_| {
-        DomainError::validation(field, format!("{:?} is not an id (UUID)", id.as_str())).into()
-    })
 }
 
 #[derive(Default)]
@@ -298,9 +218,7 @@ impl RolleMutation {
     async fn logout(&self, ctx: &Context<'_>) -> Result<bool> {
         let caller = require_caller(ctx)?;
         let deps = ctx.data::<Deps>()?;
-        Ok(auth::revoke(&deps.db, caller.rolle_id, caller.session_id)
-            .await
-            .map_err(ApiError::from)?)
+        Ok(service::revoke_session(&deps.db, &caller, caller.session_id).await?)
     }
 
     /// End one of the caller's sessions (e.g. a lost phone). False if it was not live.
@@ -312,9 +230,7 @@ impl RolleMutation {
         let caller = require_caller(ctx)?;
         let deps = ctx.data::<Deps>()?;
         let id = parse_id(&id, "id")?;
-        Ok(auth::revoke(&deps.db, caller.rolle_id, id)
-            .await
-            .map_err(ApiError::from)?)
+        Ok(service::revoke_session(&deps.db, &caller, id).await?)
     }
 
     /// Delete the caller's role (crypto-shredding: its data key is destroyed, its name and
@@ -325,10 +241,7 @@ impl RolleMutation {
         #[graphql(desc = "The confirmation and the idempotency key of this call.")]
         input: DeleteAccountInput,
     ) -> Result<DeleteAccountPayload> {
-        let caller = require_caller(ctx)?;
-        let deps = ctx.data::<Deps>()?;
-        let client = ctx.data_opt::<ClientInfo>();
-        let key = super::common::validate_idempotency_key(&input.idempotency_key)?;
+        let (deps, origin) = mutation(ctx, &input.idempotency_key)?;
         if !input.confirm {
             let e = DomainError::validation(
                 "confirm",
@@ -336,32 +249,10 @@ impl RolleMutation {
             );
             return Err(ApiError::Domain(e).into());
         }
-        let meta = meta_for(&caller, client, "deleteAccount", key);
-        let cmd = RolleCommand::Loeschen {
-            id: caller.rolle_id,
-        };
-        let done = execute::<Rolle>(
-            deps,
-            caller.rolle_id,
-            &cmd,
-            meta,
-            bus::Expect::ExistingChain,
-        )
-        .await?;
-        let event = done.events.first().ok_or_else(|| {
-            ApiError::from(DomainError::Conflict("this role is already deleted".into()))
-        })?;
-        // Sessions end now; the projection also revokes them when it applies UserDeleted.
-        deps.db
-            .execute(Statement::from_sql_and_values(
-                DbBackend::Postgres,
-                "UPDATE sessions SET revoked_at = now() WHERE rolle_id = $1 AND revoked_at IS NULL",
-                [caller.rolle_id.into()],
-            ))
-            .await
-            .map_err(ApiError::from)?;
+        let meta = origin.meta("deleteAccount");
+        let event = service::delete_account(&deps.db, &deps.bus, &origin.caller, meta).await?;
         Ok(DeleteAccountPayload {
-            event: event.into(),
+            event: (&event).into(),
         })
     }
 }
@@ -371,78 +262,46 @@ async fn register(
     client: Option<&ClientInfo>,
     input: RegisterInput,
 ) -> Result<RegisterPayload, ApiError> {
-    let key = &input.idempotency_key;
-    if !(16..=128).contains(&key.len()) || !key.bytes().all(|b| b.is_ascii_graphic()) {
-        let e = DomainError::validation(
-            "idempotencyKey",
-            "register needs a random key of 16 to 128 visible ASCII characters (e.g. a UUID); keep it secret",
-        );
-        return Err(ApiError::Domain(e));
-    }
-    if let Some(label) = &input.device_label
-        && label.chars().count() > 60
-    {
-        let e = DomainError::validation("deviceLabel", "at most 60 characters");
-        return Err(ApiError::Domain(e));
-    }
-    // The key is the client's secret: only its hash goes into ids and the log.
-    let key_hash = hex::encode(Sha256::digest(key.as_bytes()));
-    let id = Uuid::new_v5(&ID_NAMESPACE, format!("rolle:{key_hash}").as_bytes());
-    let meta = Meta {
-        actor: Actor::Rolle(id),
-        ip_hash: client.and_then(|c| c.ip_hash.clone()),
-        ua_hash: client.and_then(|c| c.ua_hash.clone()),
-        msg_id: format!("register:{key_hash}"),
-    };
-    let done = crate::accounts::register_rolle(
+    let name = input.name.trim().to_owned();
+    let label = input.device_label.clone();
+    let done = service::register(
         &deps.db,
         &deps.bus,
-        crate::accounts::NewRolle {
-            id,
-            name: input.name.clone(),
+        client,
+        service::Registration {
+            key: input.idempotency_key,
+            name: input.name,
             lat: input.lat,
             lng: input.lng,
-            meta,
+            device_label: input.device_label,
         },
     )
     .await?;
-    let stored = done
-        .events
-        .first()
-        .ok_or_else(|| ApiError::unavailable("register produced no event"))?;
-    let p: domain::events::RolleRegistriert = stored.envelope.decode()?;
-    let cell: h3o::CellIndex = p
+    let cell: h3o::CellIndex = done
+        .payload
         .home_h3
         .parse()
         .map_err(|_| ApiError::unavailable("bad home cell"))?;
     let centre = h3o::LatLng::from(cell);
-    let (session_id, token) = auth::create_session(
-        &deps.db,
-        id,
-        client.and_then(|c| c.ua_hash.clone()),
-        input.device_label.clone(),
-    )
-    .await?;
-    let now = Utc::now();
     Ok(RegisterPayload {
         rolle: RolleNode {
-            id: ID(id.to_string()),
-            name: input.name.trim().to_owned(),
-            home_h3: p.home_h3,
+            id: id(done.id),
+            name,
+            home_h3: done.payload.home_h3,
             home_lat: centre.lat(),
             home_lng: centre.lng(),
-            created_at: stored.envelope.ts,
+            created_at: done.stored.envelope.ts,
             deleted: false,
         },
-        token,
+        token: done.token,
         session: Session {
-            id: ID(session_id.to_string()),
-            label: input.device_label,
-            created_at: now,
-            last_seen_at: now,
+            id: id(done.session_id),
+            label,
+            created_at: done.now,
+            last_seen_at: done.now,
             current: true,
         },
-        event: stored.into(),
-        replayed: done.outcome == bus::Outcome::AlreadyDone,
+        event: (&done.stored).into(),
+        replayed: done.replayed,
     })
 }

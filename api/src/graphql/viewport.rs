@@ -9,19 +9,19 @@
 
 use std::time::Duration;
 
-use async_graphql::{Context, Result, SimpleObject, Subscription};
-use async_nats::jetstream::consumer::{DeliverPolicy, pull::OrderedConfig};
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use async_graphql::{Context, Json, Result, SimpleObject, Subscription};
 use domain::geo::Bbox;
 use domain::{DomainError, StreamDomain};
 use futures::{Stream, StreamExt};
 use tracing::warn;
 
 use super::Deps;
-use super::knoten::{BboxInput, KnotenNode};
+use super::knoten::KnotenNode;
+use super::primitives::{BboxInput, decode_stream_cursor, encode_stream_cursor, id};
+use super::social::{FadenNode, NachrichtNode};
 use crate::error::ApiError;
-use crate::live::{LiveChange, LiveEvent};
+use crate::live::replay::{Replay, prepare_replay};
+use crate::live::{self, LiveChange, LiveEvent};
 use crate::tiles::{self, Delivery, TileSubscription};
 
 /// Most changes of one kind a replayed diff carries; a longer replay comes as several diffs.
@@ -85,7 +85,7 @@ pub struct FadenChange {
     /// What happened to it.
     pub kind: FadenChangeKind,
     /// For SPUN: the thread with its new expiry.
-    pub faden: Option<super::social::FadenNode>,
+    pub faden: Option<FadenNode>,
     /// When it happened (RFC 3339, UTC).
     pub at: chrono::DateTime<chrono::Utc>,
 }
@@ -113,7 +113,7 @@ pub struct ViewportDiff {
     /// Threads to Knoten in the box: spun or renewed, faded, twisted.
     pub faeden: Vec<FadenChange>,
     /// New messages in the rooms of Knoten in the box.
-    pub nachrichten: Vec<super::social::NachrichtNode>,
+    pub nachrichten: Vec<NachrichtNode>,
     /// Messages in the rooms of Knoten in the box that moderation hid: remove them.
     pub hidden_nachrichten: Vec<HiddenNachricht>,
     /// Opaque position in the event log this diff covers up to. Pass it as `after` when
@@ -142,11 +142,11 @@ impl ViewportDiff {
     /// list it goes to.
     fn add(&mut self, change: &LiveChange) {
         match change {
-            LiveChange::KnotenCreated(k) => self.knoten.push(k.clone()),
-            LiveChange::KnotenChanged(k) => self.knoten_changes.push(k.clone()),
-            LiveChange::FadenChanged(f, _) => self.faeden.push(f.clone()),
-            LiveChange::Nachricht(n, _) => self.nachrichten.push(n.clone()),
-            LiveChange::NachrichtHidden(n, _) => self.hidden_nachrichten.push(n.clone()),
+            LiveChange::KnotenCreated(k) => self.knoten.push(k.into()),
+            LiveChange::KnotenChanged(k) => self.knoten_changes.push(k.into()),
+            LiveChange::FadenChanged(f) => self.faeden.push(f.into()),
+            LiveChange::Nachricht(n) => self.nachrichten.push(nachricht(n)),
+            LiveChange::NachrichtHidden(n) => self.hidden_nachrichten.push(n.into()),
         }
     }
 
@@ -171,26 +171,83 @@ impl ViewportDiff {
     }
 }
 
+impl From<&live::KnotenChanged> for KnotenChange {
+    fn from(k: &live::KnotenChanged) -> Self {
+        Self {
+            id: id(k.id),
+            kind: match k.kind {
+                live::KnotenChangeKind::Designed => KnotenChangeKind::Designed,
+                live::KnotenChangeKind::Decayed => KnotenChangeKind::Decayed,
+                live::KnotenChangeKind::Twisted => KnotenChangeKind::Twisted,
+                live::KnotenChangeKind::Hidden => KnotenChangeKind::Hidden,
+            },
+            lat: k.point.lat(),
+            lng: k.point.lng(),
+            design_version: k.design_version.map(|v| v as i32),
+            content: k.content.clone().map(Json),
+            at: k.at,
+        }
+    }
+}
+
+impl From<&live::FadenChanged> for FadenChange {
+    fn from(f: &live::FadenChanged) -> Self {
+        Self {
+            id: id(f.id),
+            knoten_id: id(f.knoten),
+            kind: match f.kind {
+                live::FadenChangeKind::Spun => FadenChangeKind::Spun,
+                live::FadenChangeKind::Decayed => FadenChangeKind::Decayed,
+                live::FadenChangeKind::Twisted => FadenChangeKind::Twisted,
+            },
+            faden: f.spun.map(|s| FadenNode {
+                id: id(f.id),
+                typ: s.typ.into(),
+                from_rolle_id: id(s.from_rolle),
+                to_knoten_id: id(f.knoten),
+                created_at: f.at,
+                renewed_at: None,
+                expires_at: s.expires_at,
+                is_yarn: false,
+            }),
+            at: f.at,
+        }
+    }
+}
+
+impl From<&live::NachrichtHidden> for HiddenNachricht {
+    fn from(n: &live::NachrichtHidden) -> Self {
+        Self {
+            id: id(n.id),
+            knoten_id: id(n.knoten),
+            at: n.at,
+        }
+    }
+}
+
+fn nachricht(n: &live::NachrichtWritten) -> NachrichtNode {
+    NachrichtNode {
+        id: id(n.id),
+        knoten_id: id(n.knoten),
+        author_id: id(n.author),
+        text: n.text.clone(),
+        mention_ids: n.mentions.iter().copied().map(id).collect(),
+        created_at: n.at,
+    }
+}
+
 const CURSOR_PREFIX: &str = "social:";
 
 pub(crate) fn encode_cursor(seq: u64) -> String {
-    URL_SAFE_NO_PAD.encode(format!("{CURSOR_PREFIX}{seq}"))
+    encode_stream_cursor(CURSOR_PREFIX, seq)
 }
 
 pub(crate) fn decode_cursor(cursor: &str) -> Result<u64, ApiError> {
-    let bad = || {
-        ApiError::from(DomainError::validation(
-            "after",
-            "not a cursor of the viewport subscription (pass the `cursor` of a diff as it was sent)",
-        ))
-    };
-    let raw = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| bad())?;
-    let raw = String::from_utf8(raw).map_err(|_| bad())?;
-    let seq = raw.strip_prefix(CURSOR_PREFIX).ok_or_else(bad)?;
-    if seq.is_empty() || !seq.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(bad());
-    }
-    seq.parse().map_err(|_| bad())
+    decode_stream_cursor(
+        CURSOR_PREFIX,
+        cursor,
+        "not a cursor of the viewport subscription (pass the `cursor` of a diff as it was sent)",
+    )
 }
 
 fn validate_zoom(zoom: f64) -> Result<f64, ApiError> {
@@ -207,20 +264,6 @@ fn validate_zoom(zoom: f64) -> Result<f64, ApiError> {
         )
         .into())
     }
-}
-
-/// What a subscription with `after` does before it goes live (viewport and webrat alike).
-pub(super) enum Replay {
-    /// Nothing was missed: go live, dropping changes up to `upto`.
-    Nothing { upto: u64 },
-    /// The log no longer holds what was missed (or the cursor is from another log): tell the
-    /// client to reload, then go live after `upto`.
-    Resync { upto: u64 },
-    /// Read the log after the cursor up to `upto`, then go live after `upto`.
-    Read {
-        messages: Box<async_nats::jetstream::consumer::pull::Ordered>,
-        upto: u64,
-    },
 }
 
 #[derive(Default)]
@@ -278,7 +321,7 @@ impl ViewportSubscription {
         let (subscription, registered_at) = deps.hub.tiles(&deps.config).register(cover);
         let replay = match after {
             Some(cursor) => {
-                Some(prepare_replay(&deps, StreamDomain::Social, cursor, registered_at).await?)
+                Some(prepare_replay(&deps.bus, StreamDomain::Social, cursor, registered_at).await?)
             }
             None => None,
         };
@@ -304,61 +347,11 @@ async fn wait_for_feed(deps: &Deps) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// Plan the replay of `domain`'s stream after `cursor` for a subscription registered at
-/// `registered_at`.
-pub(super) async fn prepare_replay(
-    deps: &Deps,
-    domain: StreamDomain,
-    cursor: u64,
-    registered_at: u64,
-) -> Result<Replay, ApiError> {
-    let ort = &deps.bus.config().ort;
-    let mut stream = deps
-        .bus
-        .jetstream()
-        .get_stream(ort.stream_name(domain))
-        .await
-        .map_err(ApiError::unavailable)?;
-    let state = stream
-        .info()
-        .await
-        .map_err(ApiError::unavailable)?
-        .state
-        .clone();
-    // Read after registering: the log's end is at least the registration position, and at
-    // least where the live feed started following.
-    let upto = state.last_sequence.max(registered_at);
-    if cursor > state.last_sequence || cursor.saturating_add(1) < state.first_sequence {
-        return Ok(Replay::Resync { upto });
-    }
-    if cursor >= upto {
-        return Ok(Replay::Nothing { upto: cursor });
-    }
-    let consumer = stream
-        .create_consumer(OrderedConfig {
-            filter_subject: ort.stream_filter(domain),
-            deliver_policy: DeliverPolicy::ByStartSequence {
-                start_sequence: cursor + 1,
-            },
-            ..Default::default()
-        })
-        .await
-        .map_err(ApiError::unavailable)?;
-    if consumer.cached_info().num_pending == 0 {
-        return Ok(Replay::Nothing { upto });
-    }
-    let messages = consumer.messages().await.map_err(ApiError::unavailable)?;
-    Ok(Replay::Read {
-        messages: Box::new(messages),
-        upto,
-    })
-}
-
 fn diffs(
     subscription: TileSubscription<LiveEvent>,
     bbox: Bbox,
     replay: Option<Replay>,
-    decoder: crate::live_decode::Decoder,
+    decoder: live::social::Decoder,
 ) -> impl Stream<Item = ViewportDiff> + use<> {
     async_stream::stream! {
         // Changes up to here were sent by the replay (or are not wanted): drop them live.
@@ -443,6 +436,9 @@ fn diffs(
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
     use super::*;
 

@@ -1,6 +1,7 @@
 //! The Webrat's live feed: each API instance follows the governance stream itself (an ordered
 //! consumer, like [`crate::live::LiveHub`] does for the social stream) and broadcasts the
-//! changes of Anträge, placed at their Weberei's centre. `webrat` subscribers get them grouped
+//! changes of Anträge as neutral [`WebratChange`] records, placed at their Weberei's centre
+//! (the webrat subscriptions in `graphql/governance/` make GraphQL types of them). `webrat` subscribers get them grouped
 //! by tile through the feed's own [`TileHub`] (the live map's machinery: one shared diff per
 //! tile and tick, bounded queues, resync, heartbeat); `antragChanged` subscribers read the
 //! broadcast directly and keep one Antrag's changes.
@@ -17,30 +18,109 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use async_graphql::ID;
 use bus::Bus;
+use chrono::{DateTime, Utc};
 use domain::events::{
     AntragEntschieden, AntragGestellt, EinspruchEingegangen, EventType, FlagOutcome, FlagRaised,
-    FlagResolved, FlagTargetKind, StimmeAbgegeben,
+    FlagResolved, FlagTargetKind, StimmeAbgegeben, Vote,
 };
 use domain::geo::Point;
-use domain::{AggregateType, Envelope, StreamDomain};
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
+use domain::{AggregateType, DomainError, Envelope, StreamDomain};
+use sea_orm::DatabaseConnection;
 use tokio::sync::{broadcast, watch};
 use uuid::Uuid;
 
 use crate::config::ApiConfig;
-use crate::graphql::{AntragChange, AntragChangeKind, AntragNode};
+use crate::read;
 use crate::tiles::{TileEvent, TileFeed, TileHub};
 
 /// Webereien remembered before the cache starts over.
 const CACHE_LIMIT: usize = 100_000;
 
+/// What happened to an Antrag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum WebratChangeKind {
+    Filed,
+    Objection,
+    Vote,
+    QuorumReached,
+    Decided,
+    Hidden,
+}
+
+/// An objection as the feed saw it (the reason opened with the objector's key, if it can be).
+#[derive(Debug, Clone)]
+pub(crate) struct Objection {
+    pub by: Uuid,
+    pub reason: Option<String>,
+}
+
+/// A change to an Antrag, placed at its Weberei's centre.
+#[derive(Debug, Clone)]
+pub(crate) struct WebratChange {
+    pub antrag_id: Uuid,
+    pub kind: WebratChangeKind,
+    /// The Weberei (H3 hex) and its centre.
+    pub weberei: String,
+    pub weberei_lat: f64,
+    pub weberei_lng: f64,
+    pub at: DateTime<Utc>,
+    /// For `Filed`.
+    pub filed: Option<AntragGestellt>,
+    /// For `Objection`.
+    pub objection: Option<Objection>,
+    /// For `Vote`: who voted what.
+    pub vote: Option<(Uuid, Vote)>,
+    /// For `Decided`.
+    pub decision: Option<AntragEntschieden>,
+}
+
+/// The centre of an H3 cell as `(lat, lng)`.
+pub(crate) fn cell_centre(cell: h3o::CellIndex) -> (f64, f64) {
+    let c = h3o::LatLng::from(cell);
+    (c.lat(), c.lng())
+}
+
+/// A Weberei (H3 hex) as `(cell hex, centre lat, centre lng)`.
+pub(crate) fn weberei_centre(hex: &str) -> Result<(String, f64, f64), DomainError> {
+    let cell = domain::governance::parse_weberei(hex)?;
+    let (lat, lng) = cell_centre(cell);
+    Ok((cell.to_string(), lat, lng))
+}
+
+impl WebratChange {
+    pub(crate) fn new(id: Uuid, kind: WebratChangeKind, at: DateTime<Utc>) -> Self {
+        Self {
+            antrag_id: id,
+            kind,
+            weberei: String::new(),
+            weberei_lat: 0.0,
+            weberei_lng: 0.0,
+            at,
+            filed: None,
+            objection: None,
+            vote: None,
+            decision: None,
+        }
+    }
+
+    /// Put the change at the centre of Weberei `hex`.
+    pub(crate) fn place(&mut self, hex: &str) -> Result<(), DomainError> {
+        (self.weberei, self.weberei_lat, self.weberei_lng) = weberei_centre(hex)?;
+        Ok(())
+    }
+
+    /// Where the change is on the map: its Weberei's centre.
+    pub(crate) fn point(&self) -> Option<Point> {
+        Point::new(self.weberei_lat, self.weberei_lng).ok()
+    }
+}
+
 /// One Webrat change with the governance stream position it came from.
 #[derive(Debug, Clone)]
 pub(crate) struct GovernanceEvent {
     pub seq: u64,
-    pub change: AntragChange,
+    pub change: WebratChange,
 }
 
 impl TileEvent for GovernanceEvent {
@@ -73,55 +153,43 @@ impl GovernanceDecoder {
     }
 
     /// The change `payload` makes to the Webrat, if any.
-    pub(crate) async fn decode(&self, payload: &[u8]) -> Option<AntragChange> {
+    pub(crate) async fn decode(&self, payload: &[u8]) -> Option<WebratChange> {
         let env: Envelope = serde_json::from_slice(payload).ok()?;
         if env.known_type()? == EventType::FlagResolved {
             return self.hidden_antrag(&env).await;
         }
         let id = env.aggregate_id;
         let kind = match env.known_type()? {
-            EventType::AntragGestellt => AntragChangeKind::Filed,
-            EventType::EinspruchEingegangen => AntragChangeKind::Objection,
-            EventType::StimmeAbgegeben => AntragChangeKind::Vote,
-            EventType::QuorumErreicht => AntragChangeKind::QuorumReached,
-            EventType::AntragEntschieden => AntragChangeKind::Decided,
+            EventType::AntragGestellt => WebratChangeKind::Filed,
+            EventType::EinspruchEingegangen => WebratChangeKind::Objection,
+            EventType::StimmeAbgegeben => WebratChangeKind::Vote,
+            EventType::QuorumErreicht => WebratChangeKind::QuorumReached,
+            EventType::AntragEntschieden => WebratChangeKind::Decided,
             _ => return None,
         };
-        let mut change = AntragChange::new(id, kind, env.ts);
+        let mut change = WebratChange::new(id, kind, env.ts);
         match kind {
-            AntragChangeKind::Filed => {
+            WebratChangeKind::Filed => {
                 let p: AntragGestellt = env.decode().ok()?;
                 self.remember(id, p.weavery_h3.clone());
-                change.antrag = AntragNode::from_event(&env).ok();
+                change.filed = Some(p);
             }
-            AntragChangeKind::Objection => {
+            WebratChangeKind::Objection => {
                 let p: EinspruchEingegangen = env.decode().ok()?;
                 let reason = match self.key(p.by).await {
                     Some(key) => domain::privacy::open(&key, &p.reason).ok(),
                     None => None,
                 };
-                change.objection = Some(crate::graphql::EinspruchNode {
-                    antrag_id: ID(id.to_string()),
-                    rolle_id: ID(p.by.to_string()),
-                    reason,
-                    created_at: env.ts,
-                });
+                change.objection = Some(Objection { by: p.by, reason });
             }
-            AntragChangeKind::Vote => {
+            WebratChangeKind::Vote => {
                 let p: StimmeAbgegeben = env.decode().ok()?;
-                change.stimme = Some(crate::graphql::StimmeNode {
-                    antrag_id: ID(id.to_string()),
-                    rolle_id: ID(p.by.to_string()),
-                    vote: p.vote.into(),
-                    created_at: env.ts,
-                });
+                change.vote = Some((p.by, p.vote));
             }
-            AntragChangeKind::QuorumReached
-            | AntragChangeKind::Hidden
-            | AntragChangeKind::Resync => {}
-            AntragChangeKind::Decided => {
+            WebratChangeKind::QuorumReached | WebratChangeKind::Hidden => {}
+            WebratChangeKind::Decided => {
                 let p: AntragEntschieden = env.decode().ok()?;
-                change.set_decision(&p);
+                change.decision = Some(p);
             }
         }
         let weberei = self.weberei(id).await?;
@@ -130,7 +198,7 @@ impl GovernanceDecoder {
     }
 
     /// A flag resolved as hidden on an Antrag: the Antrag leaves the panel.
-    async fn hidden_antrag(&self, env: &Envelope) -> Option<AntragChange> {
+    async fn hidden_antrag(&self, env: &Envelope) -> Option<WebratChange> {
         let p: FlagResolved = env.decode().ok()?;
         if p.outcome != FlagOutcome::Hidden {
             return None;
@@ -139,7 +207,7 @@ impl GovernanceDecoder {
         if kind != FlagTargetKind::Antrag {
             return None;
         }
-        let mut change = AntragChange::new(target, AntragChangeKind::Hidden, env.ts);
+        let mut change = WebratChange::new(target, WebratChangeKind::Hidden, env.ts);
         let weberei = self.weberei(target).await?;
         change.place(&weberei).ok()?;
         Some(change)
@@ -148,20 +216,9 @@ impl GovernanceDecoder {
     /// What a flag is about: from the projection, else from its chain's `FlagRaised`.
     async fn flag_target(&self, flag: Uuid) -> Option<(FlagTargetKind, Uuid)> {
         if let Some(db) = &self.db
-            && let Ok(Some(row)) = db
-                .query_one(Statement::from_sql_and_values(
-                    DbBackend::Postgres,
-                    "SELECT target_kind, target_id FROM flags WHERE id = $1",
-                    [flag.into()],
-                ))
-                .await
-            && let (Ok(kind), Ok(id)) = (
-                row.try_get::<String>("", "target_kind"),
-                row.try_get::<Uuid>("", "target_id"),
-            )
-            && let Some(kind) = FlagTargetKind::parse(&kind)
+            && let Ok(Some(target)) = read::governance::flag_target(db, flag).await
         {
-            return Some((kind, id));
+            return Some(target);
         }
         let chain = self
             .bus
@@ -189,14 +246,7 @@ impl GovernanceDecoder {
         }
         let mut found = None;
         if let Some(db) = &self.db
-            && let Ok(Some(row)) = db
-                .query_one(Statement::from_sql_and_values(
-                    DbBackend::Postgres,
-                    "SELECT weavery_h3 FROM antraege WHERE id = $1",
-                    [id.into()],
-                ))
-                .await
-            && let Ok(h3) = row.try_get::<i64>("", "weavery_h3")
+            && let Ok(Some(h3)) = read::governance::antrag_weberei(db, id).await
         {
             found = h3o::CellIndex::try_from(h3 as u64)
                 .ok()
@@ -217,17 +267,9 @@ impl GovernanceDecoder {
     }
 
     async fn key(&self, rolle: Uuid) -> Option<[u8; 32]> {
-        let row = self
-            .db
-            .as_ref()?
-            .query_one(Statement::from_sql_and_values(
-                DbBackend::Postgres,
-                "SELECT key FROM rolle_keys WHERE rolle_id = $1 AND key IS NOT NULL",
-                [rolle.into()],
-            ))
+        read::accounts::data_key(self.db.as_ref()?, rolle)
             .await
-            .ok()??;
-        row.try_get::<Vec<u8>>("", "key").ok()?.try_into().ok()
+            .ok()?
     }
 }
 
@@ -296,14 +338,14 @@ impl GovernanceFeed {
 
     /// Hand a change to the broadcast. The caller moves the position afterwards (the position
     /// invariant above).
-    fn send(&self, seq: u64, change: AntragChange) {
+    fn send(&self, seq: u64, change: WebratChange) {
         // No receivers is fine: nobody is watching right now.
         let _ = self.tx.send(Arc::new(GovernanceEvent { seq, change }));
     }
 
     /// As the follower does: send the change at `seq`, then move the position to it.
     #[cfg(test)]
-    pub(crate) fn emit(&self, seq: u64, change: AntragChange) {
+    pub(crate) fn emit(&self, seq: u64, change: WebratChange) {
         self.send(seq, change);
         self.last_seq.store(seq, Ordering::SeqCst);
     }
@@ -343,5 +385,131 @@ impl TileFeed for GovernanceFeed {
     /// The last governance stream sequence the feed has seen (0 before the first).
     fn last_seq(&self) -> u64 {
         self.last_seq.load(Ordering::SeqCst)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    // The Webrat's tile hub (the live map's machinery with this feed).
+
+    use std::time::Duration;
+
+    use h3o::Resolution;
+
+    use super::*;
+    use crate::tiles::{Delivery, TileSubscription};
+
+    /// The Webrat's hub: ticks every 10 ms, no heartbeat in a test's time.
+    fn webrat_hub(feed: &GovernanceFeed, queue: usize) -> &TileHub<GovernanceEvent> {
+        feed.tiles(&ApiConfig {
+            ws_tick: Duration::from_millis(10),
+            heartbeat: Duration::from_secs(3600),
+            ws_queue: queue,
+            ..ApiConfig::default()
+        })
+    }
+
+    /// A vote on Antrag `n` of the Weberei at (lat, lng).
+    fn antrag_change(n: u128, lat: f64, lng: f64) -> WebratChange {
+        let mut change = WebratChange::new(
+            uuid::Uuid::from_u128(n),
+            WebratChangeKind::Vote,
+            chrono::Utc::now(),
+        );
+        let weberei = Point::new(lat, lng).unwrap().cell(domain::geo::WEAVERY_RES);
+        change.place(&weberei.to_string()).unwrap();
+        change
+    }
+
+    async fn next_delivery<E>(sub: &TileSubscription<E>) -> Delivery<E> {
+        tokio::time::timeout(Duration::from_secs(2), sub.next())
+            .await
+            .expect("no delivery")
+    }
+
+    #[tokio::test]
+    async fn two_webrat_subscribers_of_one_tile_share_one_diff_and_another_tile_gets_nothing() {
+        let feed = GovernanceFeed::detached();
+        let hub = webrat_hub(&feed, 64);
+        let change = antrag_change(1, 50.98, 11.32);
+        let tile = change.point().unwrap().cell(Resolution::Six);
+        let (a, at_a) = hub.register(vec![tile]);
+        let (b, _) = hub.register(vec![tile]);
+        let munich = Point::new(48.14, 11.58).unwrap().cell(Resolution::Six);
+        let (elsewhere, _) = hub.register(vec![munich]);
+        assert_eq!(at_a, 0, "registered before the first tick");
+        // Nothing has awaited since the hub was started (this runtime has one thread, so its
+        // tick task has not run yet): the change reaches it all the same.
+        feed.emit(1, change);
+        let (Delivery::Changes { upto: 1, tiles: ta }, Delivery::Changes { upto: 1, tiles: tb }) =
+            (next_delivery(&a).await, next_delivery(&b).await)
+        else {
+            panic!("both subscribers get the change at position 1");
+        };
+        assert_eq!((ta.len(), tb.len()), (1, 1));
+        assert!(Arc::ptr_eq(&ta[0], &tb[0]), "one diff for the tile, shared");
+        assert_eq!(ta[0].events.len(), 1);
+        assert_eq!(ta[0].events[0].seq, 1);
+        assert_eq!(
+            ta[0].events[0].change.antrag_id.to_string(),
+            uuid::Uuid::from_u128(1).to_string()
+        );
+        assert!(
+            tokio::time::timeout(Duration::from_millis(200), elsewhere.next())
+                .await
+                .is_err(),
+            "a change in Weimar reached a subscriber in Munich"
+        );
+        // The next registration starts after what the ticks have covered.
+        let (_, at) = hub.register(vec![tile]);
+        assert_eq!(at, 1);
+    }
+
+    #[tokio::test]
+    async fn a_slow_webrat_subscriber_gets_resync_while_a_fast_one_stays_live() {
+        let feed = GovernanceFeed::detached();
+        let hub = webrat_hub(&feed, 2);
+        let tile = antrag_change(0, 50.98, 11.32)
+            .point()
+            .unwrap()
+            .cell(Resolution::Seven);
+        let (fast, _) = hub.register(vec![tile]);
+        let (slow, _) = hub.register(vec![tile]);
+        for seq in 1..=5 {
+            feed.emit(seq, antrag_change(u128::from(seq), 50.98, 11.32));
+            // One tick per change: the fast subscriber reads each one as it comes.
+            match next_delivery(&fast).await {
+                Delivery::Changes { upto, tiles } => {
+                    assert_eq!(upto, seq);
+                    let seqs: Vec<u64> = tiles
+                        .iter()
+                        .flat_map(|t| t.events.iter().map(|e| e.seq))
+                        .collect();
+                    assert_eq!(seqs, vec![seq]);
+                }
+                other => panic!("the fast subscriber got {other:?}"),
+            }
+        }
+        // The slow one read nothing: its queue of two overflowed, and all that is left is one
+        // notice covering everything it lost.
+        match next_delivery(&slow).await {
+            Delivery::Resync { upto: 5 } => {}
+            other => panic!("the slow subscriber got {other:?}"),
+        }
+        assert!(
+            tokio::time::timeout(Duration::from_millis(100), slow.next())
+                .await
+                .is_err(),
+            "more than the resync notice was queued"
+        );
+        // After the notice it is live again, like the fast one.
+        feed.emit(6, antrag_change(6, 50.98, 11.32));
+        for sub in [&fast, &slow] {
+            match next_delivery(sub).await {
+                Delivery::Changes { upto: 6, tiles } => assert_eq!(tiles[0].events[0].seq, 6),
+                other => panic!("{other:?}"),
+            }
+        }
     }
 }

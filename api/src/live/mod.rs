@@ -2,7 +2,10 @@
 //! resuming after the last sequence it saw) and broadcasts decoded changes; the process's
 //! [`TileHub`] groups them per tile for the viewport subscribers. Several API instances
 //! therefore serve the same live map. The Webrat's feed follows the governance stream beside
-//! it the same way, with a tile hub of its own (`live_governance.rs`).
+//! it the same way, with a tile hub of its own (`live/governance.rs`).
+//!
+//! `live/` produces neutral change records (plain data: ids, points, payloads). It must never
+//! build GraphQL types: `graphql/viewport.rs` and the webrat subscription convert the records.
 //!
 //! Position invariant (the viewport cursor relies on it): [`LiveHub::last_seq`] is stored only
 //! *after* the event with that sequence was handed to the broadcast channel, so a receiver that
@@ -22,11 +25,19 @@ use futures::StreamExt;
 use tokio::sync::{broadcast, watch};
 use tracing::warn;
 
+use chrono::{DateTime, Utc};
+use domain::events::{FadenTyp, KnotenGeknuepft};
+use uuid::Uuid;
+
 use crate::config::ApiConfig;
-use crate::graphql::{FadenChange, HiddenNachricht, KnotenChange, KnotenNode, NachrichtNode};
-use crate::live_decode::Decoder;
-use crate::live_governance::GovernanceFeed;
 use crate::tiles::{TileEvent, TileFeed, TileHub};
+
+pub(crate) mod governance;
+pub(crate) mod replay;
+pub(crate) mod social;
+
+use governance::GovernanceFeed;
+use social::Decoder;
 
 /// One change on the map, with the stream position it came from.
 #[derive(Debug, Clone)]
@@ -39,15 +50,96 @@ pub struct LiveEvent {
 /// that decides its tile) and a list in `ViewportDiff` (the match in `viewport.rs` asks for it).
 #[derive(Debug, Clone)]
 pub enum LiveChange {
-    KnotenCreated(KnotenNode),
-    /// Designed, faded or twisted into yarn.
-    KnotenChanged(KnotenChange),
+    KnotenCreated(KnotenCreated),
+    /// Designed, faded, twisted into yarn or hidden.
+    KnotenChanged(KnotenChanged),
     /// A thread spun, renewed, faded or twisted (located at its Knoten).
-    FadenChanged(FadenChange, Point),
+    FadenChanged(FadenChanged),
     /// A new message in a Knoten's room (located at the Knoten).
-    Nachricht(NachrichtNode, Point),
+    Nachricht(NachrichtWritten),
     /// Moderation hid a message (located at its Knoten).
-    NachrichtHidden(HiddenNachricht, Point),
+    NachrichtHidden(NachrichtHidden),
+}
+
+/// A Knoten as its `KnotenGeknuepft` event describes it.
+#[derive(Debug, Clone)]
+pub struct KnotenCreated {
+    pub id: Uuid,
+    pub knoten: KnotenGeknuepft,
+    /// The event's time: when it was tied.
+    pub at: DateTime<Utc>,
+    /// The role that tied it (`None`: the system).
+    pub creator: Option<Uuid>,
+}
+
+/// What happened to a Knoten already on the map.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KnotenChangeKind {
+    Designed,
+    Decayed,
+    Twisted,
+    Hidden,
+}
+
+/// A change to a Knoten already on the map, at its point.
+#[derive(Debug, Clone)]
+pub struct KnotenChanged {
+    pub id: Uuid,
+    pub kind: KnotenChangeKind,
+    pub point: Point,
+    /// For `Designed`: the new version and content.
+    pub design_version: Option<u32>,
+    pub content: Option<serde_json::Value>,
+    pub at: DateTime<Utc>,
+}
+
+/// What happened to a thread.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FadenChangeKind {
+    Spun,
+    Decayed,
+    Twisted,
+}
+
+/// A thread as spun (or renewed).
+#[derive(Debug, Clone, Copy)]
+pub struct SpunFaden {
+    pub typ: FadenTyp,
+    pub from_rolle: Uuid,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// A change to a thread, at its Knoten's point.
+#[derive(Debug, Clone)]
+pub struct FadenChanged {
+    pub id: Uuid,
+    pub knoten: Uuid,
+    pub kind: FadenChangeKind,
+    /// For `Spun`.
+    pub spun: Option<SpunFaden>,
+    pub at: DateTime<Utc>,
+    pub point: Point,
+}
+
+/// A new room message, opened with its author's key (`text: None` when it cannot be opened).
+#[derive(Debug, Clone)]
+pub struct NachrichtWritten {
+    pub id: Uuid,
+    pub knoten: Uuid,
+    pub author: Uuid,
+    pub text: Option<String>,
+    pub mentions: Vec<Uuid>,
+    pub at: DateTime<Utc>,
+    pub point: Point,
+}
+
+/// A room message moderation hid.
+#[derive(Debug, Clone)]
+pub struct NachrichtHidden {
+    pub id: Uuid,
+    pub knoten: Uuid,
+    pub at: DateTime<Utc>,
+    pub point: Point,
 }
 
 impl LiveChange {
@@ -55,11 +147,11 @@ impl LiveChange {
     /// viewport).
     pub fn point(&self) -> Option<Point> {
         match self {
-            Self::KnotenCreated(k) => Point::new(k.lat, k.lng).ok(),
-            Self::KnotenChanged(k) => Point::new(k.lat, k.lng).ok(),
-            Self::FadenChanged(_, p) | Self::Nachricht(_, p) | Self::NachrichtHidden(_, p) => {
-                Some(*p)
-            }
+            Self::KnotenCreated(k) => Point::new(k.knoten.lat, k.knoten.lng).ok(),
+            Self::KnotenChanged(k) => Some(k.point),
+            Self::FadenChanged(f) => Some(f.point),
+            Self::Nachricht(n) => Some(n.point),
+            Self::NachrichtHidden(n) => Some(n.point),
         }
     }
 }

@@ -1,4 +1,5 @@
-//! Turning an event of the social stream into the change a viewport shows. Events other than
+//! Turning an event of the social stream into the change record a viewport shows (neutral
+//! records of `live/mod.rs`; `graphql/viewport.rs` makes GraphQL types of them). Events other than
 //! `KnotenGeknuepft` carry no point, so the decoder remembers where Knoten are and which Knoten a
 //! Faden points at (from the events it saw, else from the projection), and opens message texts
 //! with their author's data key (dropped from the cache when the role is deleted).
@@ -6,22 +7,21 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use async_graphql::{ID, Json};
 use bus::Bus;
 use domain::events::{
-    EventType, FadenGesponnen, FadenTyp, FlagTargetKind, InhaltVerborgen, KnotenGestaltet,
+    EventType, FadenGesponnen, FlagTargetKind, InhaltVerborgen, KnotenGeknuepft, KnotenGestaltet,
     NachrichtGeschrieben,
 };
 use domain::geo::Point;
-use domain::{AggregateType, Envelope};
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
+use domain::{Actor, AggregateType, Envelope};
+use sea_orm::DatabaseConnection;
 use uuid::Uuid;
 
-use crate::graphql::{
-    FadenChange, FadenChangeKind, FadenNode, HiddenNachricht, KnotenChange, KnotenChangeKind,
-    KnotenNode, NachrichtNode,
+use super::{
+    FadenChangeKind, FadenChanged, KnotenChangeKind, KnotenChanged, KnotenCreated, LiveChange,
+    NachrichtHidden, NachrichtWritten, SpunFaden,
 };
-use crate::live::LiveChange;
+use crate::read;
 
 /// Entries a cache may hold before it starts over.
 const CACHE_LIMIT: usize = 200_000;
@@ -63,8 +63,10 @@ impl Decoder {
         let id = env.aggregate_id;
         match env.known_type()? {
             EventType::KnotenGeknuepft => {
-                let k = KnotenNode::from_event(&env).ok()?;
-                if let (Ok(p), Ok(mut c)) = (Point::new(k.lat, k.lng), self.caches.lock()) {
+                let k = knoten_created(&env)?;
+                if let (Ok(p), Ok(mut c)) =
+                    (Point::new(k.knoten.lat, k.knoten.lng), self.caches.lock())
+                {
                     insert(&mut c.knoten, id, p);
                 }
                 Some(LiveChange::KnotenCreated(k))
@@ -72,36 +74,36 @@ impl Decoder {
             EventType::KnotenGestaltet => {
                 let p: KnotenGestaltet = env.decode().ok()?;
                 let point = self.knoten_point(id).await?;
-                Some(LiveChange::KnotenChanged(knoten_change(
+                Some(knoten_change(
                     id,
                     point,
                     KnotenChangeKind::Designed,
                     Some(p.version),
                     Some(p.content),
                     &env,
-                )))
+                ))
             }
             EventType::KnotenVerfallen => {
                 let point = self.knoten_point(id).await?;
-                Some(LiveChange::KnotenChanged(knoten_change(
+                Some(knoten_change(
                     id,
                     point,
                     KnotenChangeKind::Decayed,
                     None,
                     None,
                     &env,
-                )))
+                ))
             }
             EventType::KnotenVerzwirnt => {
                 let point = self.knoten_point(id).await?;
-                Some(LiveChange::KnotenChanged(knoten_change(
+                Some(knoten_change(
                     id,
                     point,
                     KnotenChangeKind::Twisted,
                     None,
                     None,
                     &env,
-                )))
+                ))
             }
             EventType::NachrichtGeschrieben => {
                 let p: NachrichtGeschrieben = env.decode().ok()?;
@@ -110,15 +112,15 @@ impl Decoder {
                     Some(key) => domain::privacy::open(&key, &p.text).ok(),
                     None => None,
                 };
-                let n = NachrichtNode {
-                    id: ID(p.nachricht_id.to_string()),
-                    knoten_id: ID(id.to_string()),
-                    author_id: ID(p.author.to_string()),
+                Some(LiveChange::Nachricht(NachrichtWritten {
+                    id: p.nachricht_id,
+                    knoten: id,
+                    author: p.author,
                     text,
-                    mention_ids: p.mentions.iter().map(|m| ID(m.to_string())).collect(),
-                    created_at: env.ts,
-                };
-                Some(LiveChange::Nachricht(n, point))
+                    mentions: p.mentions,
+                    at: env.ts,
+                    point,
+                }))
             }
             EventType::FadenGesponnen => {
                 let p: FadenGesponnen = env.decode().ok()?;
@@ -126,26 +128,18 @@ impl Decoder {
                     insert(&mut c.faden, id, p.to_knoten);
                 }
                 let point = self.knoten_point(p.to_knoten).await?;
-                let faden = FadenNode {
-                    id: ID(id.to_string()),
-                    typ: faden_typ(p.typ),
-                    from_rolle_id: ID(p.from_rolle.to_string()),
-                    to_knoten_id: ID(p.to_knoten.to_string()),
-                    created_at: env.ts,
-                    renewed_at: None,
-                    expires_at: p.expires_at,
-                    is_yarn: false,
-                };
-                Some(LiveChange::FadenChanged(
-                    FadenChange {
-                        id: ID(id.to_string()),
-                        knoten_id: ID(p.to_knoten.to_string()),
-                        kind: FadenChangeKind::Spun,
-                        faden: Some(faden),
-                        at: env.ts,
-                    },
+                Some(LiveChange::FadenChanged(FadenChanged {
+                    id,
+                    knoten: p.to_knoten,
+                    kind: FadenChangeKind::Spun,
+                    spun: Some(SpunFaden {
+                        typ: p.typ,
+                        from_rolle: p.from_rolle,
+                        expires_at: p.expires_at,
+                    }),
+                    at: env.ts,
                     point,
-                ))
+                }))
             }
             t @ (EventType::FadenVerfallen | EventType::FadenVerzwirnt) => {
                 let knoten = self.faden_knoten(id).await?;
@@ -155,37 +149,35 @@ impl Decoder {
                 } else {
                     FadenChangeKind::Twisted
                 };
-                Some(LiveChange::FadenChanged(
-                    FadenChange {
-                        id: ID(id.to_string()),
-                        knoten_id: ID(knoten.to_string()),
-                        kind,
-                        faden: None,
-                        at: env.ts,
-                    },
+                Some(LiveChange::FadenChanged(FadenChanged {
+                    id,
+                    knoten,
+                    kind,
+                    spun: None,
+                    at: env.ts,
                     point,
-                ))
+                }))
             }
             EventType::InhaltVerborgen => {
                 let p: InhaltVerborgen = env.decode().ok()?;
                 let point = self.knoten_point(id).await?;
                 match p.target.kind {
-                    FlagTargetKind::Knoten => Some(LiveChange::KnotenChanged(knoten_change(
+                    FlagTargetKind::Knoten => Some(knoten_change(
                         id,
                         point,
                         KnotenChangeKind::Hidden,
                         None,
                         None,
                         &env,
-                    ))),
-                    FlagTargetKind::Nachricht => Some(LiveChange::NachrichtHidden(
-                        HiddenNachricht {
-                            id: ID(p.target.id.to_string()),
-                            knoten_id: ID(id.to_string()),
-                            at: env.ts,
-                        },
-                        point,
                     )),
+                    FlagTargetKind::Nachricht => {
+                        Some(LiveChange::NachrichtHidden(NachrichtHidden {
+                            id: p.target.id,
+                            knoten: id,
+                            at: env.ts,
+                            point,
+                        }))
+                    }
                     FlagTargetKind::Antrag | FlagTargetKind::Rolle => None,
                 }
             }
@@ -210,24 +202,16 @@ impl Decoder {
         }
         let mut found = None;
         if let Some(db) = &self.db
-            && let Ok(Some(row)) = db
-                .query_one(Statement::from_sql_and_values(
-                    DbBackend::Postgres,
-                    "SELECT ST_Y(point::geometry) AS lat, ST_X(point::geometry) AS lng FROM knoten WHERE id = $1",
-                    [id.into()],
-                ))
-                .await
+            && let Ok(Some((lat, lng))) = read::knoten::point(db, id).await
         {
-            let lat: Option<f64> = row.try_get("", "lat").ok();
-            let lng: Option<f64> = row.try_get("", "lng").ok();
-            found = lat.zip(lng).and_then(|(lat, lng)| Point::new(lat, lng).ok());
+            found = Point::new(lat, lng).ok();
         }
         // Not projected yet: the Knoten's first event says where it is.
         if found.is_none()
             && let Some(bus) = &self.bus
             && let Ok(chain) = bus.history(AggregateType::Knoten, id).await
             && let Some(first) = chain.first()
-            && let Ok(k) = KnotenNode::from_event(&first.envelope)
+            && let Ok(k) = first.envelope.decode::<KnotenGeknuepft>()
         {
             found = Point::new(k.lat, k.lng).ok();
         }
@@ -248,15 +232,9 @@ impl Decoder {
         }
         let mut found = None;
         if let Some(db) = &self.db
-            && let Ok(Some(row)) = db
-                .query_one(Statement::from_sql_and_values(
-                    DbBackend::Postgres,
-                    "SELECT to_knoten FROM faeden WHERE id = $1",
-                    [id.into()],
-                ))
-                .await
+            && let Ok(k) = read::social::faden_knoten(db, id).await
         {
-            found = row.try_get::<Uuid>("", "to_knoten").ok();
+            found = k;
         }
         if found.is_none()
             && let Some(bus) = &self.bus
@@ -282,15 +260,7 @@ impl Decoder {
             return k;
         }
         let db = self.db.as_ref()?;
-        let row = db
-            .query_one(Statement::from_sql_and_values(
-                DbBackend::Postgres,
-                "SELECT key FROM rolle_keys WHERE rolle_id = $1 AND key IS NOT NULL",
-                [rolle.into()],
-            ))
-            .await
-            .ok()??;
-        let key: [u8; 32] = row.try_get::<Vec<u8>>("", "key").ok()?.try_into().ok()?;
+        let key = read::accounts::data_key(db, rolle).await.ok()??;
         if let Ok(mut c) = self.caches.lock() {
             insert(&mut c.keys, rolle, Some(key));
         }
@@ -298,12 +268,17 @@ impl Decoder {
     }
 }
 
-fn faden_typ(t: FadenTyp) -> crate::graphql::FadenTypGql {
-    match t {
-        FadenTyp::Interesse => crate::graphql::FadenTypGql::Interesse,
-        FadenTyp::Beitrag => crate::graphql::FadenTypGql::Beitrag,
-        FadenTyp::Mitarbeit => crate::graphql::FadenTypGql::Mitarbeit,
-    }
+/// The Knoten a `KnotenGeknuepft` event ties.
+pub(crate) fn knoten_created(env: &Envelope) -> Option<KnotenCreated> {
+    Some(KnotenCreated {
+        id: env.aggregate_id,
+        knoten: env.decode().ok()?,
+        at: env.ts,
+        creator: match env.meta.actor {
+            Actor::Rolle(id) => Some(id),
+            Actor::System => None,
+        },
+    })
 }
 
 fn knoten_change(
@@ -313,14 +288,13 @@ fn knoten_change(
     design_version: Option<u32>,
     content: Option<serde_json::Value>,
     env: &Envelope,
-) -> KnotenChange {
-    KnotenChange {
-        id: ID(id.to_string()),
+) -> LiveChange {
+    LiveChange::KnotenChanged(KnotenChanged {
+        id,
         kind,
-        lat: point.lat(),
-        lng: point.lng(),
-        design_version: design_version.map(|v| v as i32),
-        content: content.map(Json),
+        point,
+        design_version,
+        content,
         at: env.ts,
-    }
+    })
 }

@@ -1,17 +1,21 @@
-//! Roles outside GraphQL: creating a role with its data key, and reading a role's data key.
-//! The `register` mutation and the demo town (`weberei demo`, `weberei up`) both create roles
-//! through [`register_rolle`]; the mutation adds the idempotency key, the session and the
-//! payload around it.
+//! Roles and sessions: creating a role with its data key ([`register_rolle`], used by the
+//! `register` mutation through [`register`] and by the demo town), reading a role's data key,
+//! opening and revoking sessions, deleting one's role, and executing any command through the
+//! bus ([`execute_on`]).
 
-use bus::{Bus, ExecuteError, Executed};
+use bus::{Bus, ExecuteError, Executed, Stored};
 use chrono::Utc;
 use domain::aggregate::Aggregate;
+use domain::events::RolleRegistriert;
 use domain::rolle::{Registrieren, Rolle, RolleCommand};
 use domain::{DomainError, Meta};
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
+use sea_orm::DatabaseConnection;
+use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use crate::auth::{self, Caller, ClientInfo};
 use crate::error::ApiError;
+use crate::read;
 
 /// Namespace of ids derived from idempotency keys (UUIDv5), so a retried create hits the
 /// same aggregate.
@@ -56,12 +60,7 @@ pub async fn register_rolle(
         Some(k) => k,
         None => {
             let fresh: [u8; 32] = rand::random();
-            db.execute(Statement::from_sql_and_values(
-                DbBackend::Postgres,
-                "INSERT INTO rolle_keys (rolle_id, key) VALUES ($1, $2) ON CONFLICT (rolle_id) DO NOTHING",
-                [id.into(), fresh.to_vec().into()],
-            ))
-            .await?;
+            read::accounts::insert_data_key(db, id, fresh).await?;
             data_key(db, id).await?.ok_or_else(|| {
                 ApiError::from(DomainError::Conflict(
                     "this role was deleted; register with a new key".into(),
@@ -81,16 +80,7 @@ pub async fn register_rolle(
 
 /// The data key of a role, if it still exists (it is destroyed when the role is deleted).
 pub async fn data_key(db: &DatabaseConnection, rolle: Uuid) -> Result<Option<[u8; 32]>, ApiError> {
-    let row = db
-        .query_one(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            "SELECT key FROM rolle_keys WHERE rolle_id = $1 AND key IS NOT NULL",
-            [rolle.into()],
-        ))
-        .await?;
-    let Some(row) = row else { return Ok(None) };
-    let key: Vec<u8> = row.try_get("", "key")?;
-    Ok(key.try_into().ok())
+    Ok(read::accounts::data_key(db, rolle).await?)
 }
 
 /// A fresh random nonce for sealing.
@@ -112,4 +102,148 @@ pub async fn execute_on<A: Aggregate>(
         Err(ExecuteError::Refused(e)) => Err(ApiError::Domain(e)),
         Err(ExecuteError::Failed(e)) => Err(ApiError::unavailable(e)),
     }
+}
+
+/// Self-service registration: the client's secret idempotency key, a name, a home point and an
+/// optional device label.
+#[derive(Debug, Clone)]
+pub(crate) struct Registration {
+    pub key: String,
+    pub name: String,
+    pub lat: f64,
+    pub lng: f64,
+    pub device_label: Option<String>,
+}
+
+/// What registering did: the role's `RolleRegistriert` and a new session.
+#[derive(Debug, Clone)]
+pub(crate) struct Registered {
+    pub id: Uuid,
+    pub stored: Stored,
+    pub payload: RolleRegistriert,
+    pub session_id: Uuid,
+    pub token: String,
+    pub now: chrono::DateTime<Utc>,
+    pub replayed: bool,
+}
+
+/// Register a role from its secret key (only the key's hash reaches ids and the log) and open a
+/// session; a retry with the same key returns the same role with a new session.
+pub(crate) async fn register(
+    db: &DatabaseConnection,
+    bus: &Bus,
+    client: Option<&ClientInfo>,
+    input: Registration,
+) -> Result<Registered, ApiError> {
+    let key = &input.key;
+    if !(16..=128).contains(&key.len()) || !key.bytes().all(|b| b.is_ascii_graphic()) {
+        let e = DomainError::validation(
+            "idempotencyKey",
+            "register needs a random key of 16 to 128 visible ASCII characters (e.g. a UUID); keep it secret",
+        );
+        return Err(ApiError::Domain(e));
+    }
+    if let Some(label) = &input.device_label
+        && label.chars().count() > 60
+    {
+        let e = DomainError::validation("deviceLabel", "at most 60 characters");
+        return Err(ApiError::Domain(e));
+    }
+    // The key is the client's secret: only its hash goes into ids and the log.
+    let key_hash = hex::encode(Sha256::digest(key.as_bytes()));
+    let id = Uuid::new_v5(&ID_NAMESPACE, format!("rolle:{key_hash}").as_bytes());
+    let meta = Meta {
+        actor: domain::Actor::Rolle(id),
+        ip_hash: client.and_then(|c| c.ip_hash.clone()),
+        ua_hash: client.and_then(|c| c.ua_hash.clone()),
+        msg_id: format!("register:{key_hash}"),
+    };
+    let done = register_rolle(
+        db,
+        bus,
+        NewRolle {
+            id,
+            name: input.name.clone(),
+            lat: input.lat,
+            lng: input.lng,
+            meta,
+        },
+    )
+    .await?;
+    let stored = done
+        .events
+        .into_iter()
+        .next()
+        .ok_or_else(|| ApiError::unavailable("register produced no event"))?;
+    let payload: RolleRegistriert = stored.envelope.decode()?;
+    let (session_id, token) = open_session(
+        db,
+        id,
+        client.and_then(|c| c.ua_hash.clone()),
+        input.device_label,
+    )
+    .await?;
+    Ok(Registered {
+        id,
+        stored,
+        payload,
+        session_id,
+        token,
+        now: Utc::now(),
+        replayed: done.outcome == bus::Outcome::AlreadyDone,
+    })
+}
+
+/// Open a session for a role; returns (session id, token). The token is shown once: only its
+/// hash is stored.
+pub(crate) async fn open_session(
+    db: &DatabaseConnection,
+    rolle_id: Uuid,
+    ua_hash: Option<String>,
+    label: Option<String>,
+) -> Result<(Uuid, String), ApiError> {
+    let (token, token_hash) = auth::new_token();
+    let id = Uuid::new_v4();
+    read::accounts::insert_session(
+        db,
+        read::accounts::NewSession {
+            id,
+            rolle_id,
+            token_hash,
+            now: Utc::now(),
+            ua_hash,
+            label,
+        },
+    )
+    .await?;
+    Ok((id, token))
+}
+
+/// End one of the caller's sessions; whether it was live.
+pub(crate) async fn revoke_session(
+    db: &DatabaseConnection,
+    caller: &Caller,
+    session_id: Uuid,
+) -> Result<bool, ApiError> {
+    Ok(read::accounts::revoke_session(db, caller.rolle_id, session_id).await?)
+}
+
+/// Delete the caller's role (`UserDeleted`) and end its sessions now (the projection also
+/// revokes them when it applies the event). CONFLICT when it is already deleted.
+pub(crate) async fn delete_account(
+    db: &DatabaseConnection,
+    bus: &Bus,
+    caller: &Caller,
+    meta: Meta,
+) -> Result<Stored, ApiError> {
+    let cmd = RolleCommand::Loeschen {
+        id: caller.rolle_id,
+    };
+    let done =
+        execute_on::<Rolle>(bus, caller.rolle_id, &cmd, meta, bus::Expect::ExistingChain).await?;
+    let event = done.events.into_iter().next().ok_or_else(|| {
+        ApiError::from(DomainError::Conflict("this role is already deleted".into()))
+    })?;
+    read::accounts::revoke_all_sessions(db, caller.rolle_id).await?;
+    Ok(event)
 }

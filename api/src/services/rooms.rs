@@ -1,7 +1,7 @@
-//! Threads and room messages outside GraphQL: spinning a thread to a Knoten and writing a
-//! message sealed with its author's data key. The `spinFaden` and `writeNachricht` mutations
-//! and the demo town both go through here; the mutations add the idempotency key, the caller
-//! and the payload around it.
+//! Threads, rooms and design areas: spinning a thread to a Knoten, writing a message sealed
+//! with its author's data key, and saving a Knoten's design area. The `spinFaden`,
+//! `writeNachricht` and `updateKnotenDesign` mutations and the demo town go through here; the
+//! mutations add the idempotency key, the caller and the payload around it.
 
 use std::collections::HashMap;
 
@@ -10,13 +10,14 @@ use chrono::Utc;
 use domain::aggregate::Aggregate as _;
 use domain::events::{FadenTyp, NachrichtGeschrieben};
 use domain::faden::{Faden, FadenCommand, Spinnen, faden_id};
-use domain::knoten::{Knoten, KnotenCommand, Schreiben};
+use domain::knoten::{Gestalten, Knoten, KnotenCommand, Schreiben};
 use domain::{AggregateType, DomainError, Meta};
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
+use sea_orm::DatabaseConnection;
 use uuid::Uuid;
 
-use crate::accounts::{ID_NAMESPACE, data_key, execute_on, nonce};
+use super::accounts::{ID_NAMESPACE, data_key, execute_on, nonce};
 use crate::error::ApiError;
+use crate::read;
 
 /// What spinning a thread did.
 #[derive(Debug, Clone)]
@@ -27,6 +28,65 @@ pub struct Spun {
     pub history_before: Vec<Stored>,
     /// The command's result (`AlreadyDone` when the msg id had been used on this thread).
     pub done: Executed,
+}
+
+/// A thread as its chain says after spinning: when it was first spun, last renewed, when it
+/// fades, whether it is yarn, and whether this command renewed it.
+#[derive(Debug, Clone, Copy)]
+pub struct SpunState {
+    pub created_at: chrono::DateTime<Utc>,
+    pub renewed_at: Option<chrono::DateTime<Utc>>,
+    pub expires_at: chrono::DateTime<Utc>,
+    pub is_yarn: bool,
+    pub renewed: bool,
+}
+
+impl Spun {
+    /// The thread's state from its chain before and the events of this command (`now` stands
+    /// in for times the chain does not hold).
+    pub fn state(&self, now: chrono::DateTime<Utc>) -> SpunState {
+        let renewed = self
+            .history_before
+            .iter()
+            .any(|s| s.envelope.event_type == "FadenGesponnen")
+            && self.done.outcome == bus::Outcome::Appended
+            && !self.done.events.is_empty();
+        let mut state = SpunState {
+            created_at: self
+                .history_before
+                .first()
+                .map(|s| s.envelope.ts)
+                .unwrap_or(now),
+            renewed_at: None,
+            expires_at: now,
+            is_yarn: false,
+            renewed,
+        };
+        let all: Vec<&domain::Envelope> = self
+            .history_before
+            .iter()
+            .map(|s| &s.envelope)
+            .chain(self.done.events.iter().map(|s| &s.envelope))
+            .collect();
+        for e in &all {
+            match e.event_type.as_str() {
+                "FadenGesponnen" => {
+                    if let Ok(p) = e.decode::<domain::events::FadenGesponnen>() {
+                        if e.ts > state.created_at {
+                            state.renewed_at = Some(e.ts);
+                        }
+                        state.expires_at = p.expires_at;
+                    }
+                }
+                "FadenVerzwirnt" => state.is_yarn = true,
+                _ => {}
+            }
+        }
+        if let Some(first) = all.first() {
+            state.created_at = first.ts;
+        }
+        state
+    }
 }
 
 /// Spin the thread from `rolle` to `knoten` of kind `typ`, or renew it; it fades `ttl` after
@@ -138,25 +198,59 @@ async fn resolve_mentions(
     if tokens.is_empty() {
         return Ok(Vec::new());
     }
-    let rows = db
-        .query_all(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            "SELECT DISTINCT ON (lower(replace(r.name, ' ', ''))) r.id, lower(replace(r.name, ' ', '')) AS token \
-             FROM rollen r LEFT JOIN faeden f ON f.from_rolle = r.id AND f.to_knoten = $1 AND f.decayed_at IS NULL \
-             WHERE r.deleted_at IS NULL AND lower(replace(r.name, ' ', '')) = ANY($2) \
-             ORDER BY lower(replace(r.name, ' ', '')), (f.id IS NULL), r.created_at",
-            [knoten.into(), tokens.to_vec().into()],
-        ))
-        .await?;
-    let mut by_token = HashMap::new();
-    for r in rows {
-        by_token.insert(
-            r.try_get::<String>("", "token")?,
-            r.try_get::<Uuid>("", "id")?,
-        );
-    }
+    let by_token: HashMap<String, Uuid> = read::social::mentioned_roles(db, knoten, tokens)
+        .await?
+        .into_iter()
+        .collect();
     Ok(tokens
         .iter()
         .filter_map(|t| by_token.get(t).copied())
         .collect())
+}
+
+/// What saving a design area did.
+#[derive(Debug, Clone)]
+pub(crate) struct Designed {
+    pub stored: Stored,
+    pub payload: domain::events::KnotenGestaltet,
+    pub replayed: bool,
+}
+
+/// Save the design area of `knoten` as `editor`, based on `expected_version`: only its creator
+/// and roles with a live thread to it may (FORBIDDEN), a stale version is a CONFLICT.
+pub(crate) async fn update_design(
+    db: &DatabaseConnection,
+    bus: &Bus,
+    editor: Uuid,
+    knoten: Uuid,
+    expected_version: i32,
+    content: serde_json::Value,
+    meta: Meta,
+) -> Result<Designed, ApiError> {
+    if expected_version < 0 {
+        return Err(ApiError::Domain(DomainError::validation(
+            "expectedVersion",
+            "must not be negative",
+        )));
+    }
+    let may_edit = read::knoten::is_creator_or_participant(db, knoten, editor).await?;
+    let cmd = KnotenCommand::Gestalten(Gestalten {
+        expected_version: expected_version as u32,
+        content,
+        editor,
+        editor_may_edit: may_edit,
+    });
+    let done = execute_on::<Knoten>(bus, knoten, &cmd, meta, bus::Expect::ExistingChain).await?;
+    let replayed = done.outcome == bus::Outcome::AlreadyDone;
+    let stored = done
+        .events
+        .into_iter()
+        .next()
+        .ok_or_else(|| ApiError::unavailable("no event"))?;
+    let payload = stored.envelope.decode()?;
+    Ok(Designed {
+        stored,
+        payload,
+        replayed,
+    })
 }

@@ -2,21 +2,19 @@
 
 use async_graphql::dataloader::DataLoader;
 use async_graphql::{ComplexObject, Context, ID, Result};
-use domain::events::{AntragEntschieden, CountedVote};
+use domain::events::AntragEntschieden;
 use domain::governance::{Tally, audit_decision, quorum_reached, tally};
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
 use uuid::Uuid;
-
-use crate::error::ApiError;
-use crate::graphql::Deps;
-use crate::graphql::common::require_caller;
-use crate::graphql::rolle::{RolleNode, load_rolle, parse_id};
 
 use super::loaders::{EinsprucheByAntrag, StimmenByAntrag};
 use super::types::{
     AntragAudit, AntragNode, AntragTally, CountedStimme, EinspruchNode, StimmeNode, VoteGql, int,
-    parse_vote, to_u64,
 };
+use crate::error::ApiError;
+use crate::graphql::Deps;
+use crate::graphql::primitives::{parse_id, require_caller};
+use crate::graphql::rolle::{RolleNode, load_rolle};
+use crate::read;
 
 #[ComplexObject]
 impl AntragNode {
@@ -66,7 +64,9 @@ impl AntragNode {
         let deps = ctx.data::<Deps>()?;
         let id = self.uuid()?;
         if let Some(r) = self.recorded {
-            let delegated = count_delegated(&deps.db, id).await?;
+            let delegated = read::governance::count_delegated(&deps.db, id)
+                .await
+                .map_err(ApiError::from)?;
             return Ok(AntragTally {
                 ja: int(r.ja),
                 nein: int(r.nein),
@@ -87,7 +87,9 @@ impl AntragNode {
             return Ok(None);
         };
         let deps = ctx.data::<Deps>()?;
-        let counted = counted_votes(&deps.db, self.uuid()?).await?;
+        let counted = read::governance::counted_votes(&deps.db, self.uuid()?)
+            .await
+            .map_err(ApiError::from)?;
         let decision = AntragEntschieden {
             status,
             ja: r.ja,
@@ -139,86 +141,17 @@ impl AntragNode {
 
 /// The direct votes of the projection and the delegations active now, counted as at the
 /// deadline.
-pub(super) async fn tally_so_far(deps: &Deps, antrag: Uuid) -> Result<Tally, ApiError> {
-    let votes = deps
-        .db
-        .query_all(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            "SELECT rolle_id, vote::text AS vote FROM stimmen WHERE antrag_id = $1 AND delegated_from IS NULL",
-            [antrag.into()],
-        ))
-        .await?;
-    let mut direct = Vec::with_capacity(votes.len());
-    for v in &votes {
-        direct.push((
-            v.try_get::<Uuid>("", "rolle_id")?,
-            parse_vote(&v.try_get::<String>("", "vote")?)?,
-        ));
-    }
-    let delegations = active_delegations(&deps.db).await?;
+async fn tally_so_far(deps: &Deps, antrag: Uuid) -> Result<Tally, ApiError> {
+    let direct: Vec<(Uuid, domain::events::Vote)> =
+        read::governance::direct_votes(&deps.db, &[antrag])
+            .await?
+            .into_iter()
+            .map(|v| (v.rolle_id, v.vote))
+            .collect();
+    let delegations = read::governance::active_delegations(&deps.db).await?;
     Ok(tally(
         &direct,
         &delegations,
         deps.config.flags.transitive_delegation,
     ))
-}
-
-/// `(from, to)` of every delegation in force now whose delegator may vote (verified, not
-/// deleted).
-pub(super) async fn active_delegations(
-    db: &DatabaseConnection,
-) -> Result<Vec<(Uuid, Uuid)>, ApiError> {
-    let rows = db
-        .query_all(Statement::from_string(
-            DbBackend::Postgres,
-            "SELECT d.from_rolle, d.to_rolle FROM delegationen d JOIN rollen r ON r.id = d.from_rolle \
-             WHERE d.revoked_at IS NULL AND d.ended_at IS NULL AND d.valid_until > now() \
-             AND r.verified_at IS NOT NULL AND r.deleted_at IS NULL",
-        ))
-        .await?;
-    let mut out = Vec::with_capacity(rows.len());
-    for r in &rows {
-        out.push((r.try_get("", "from_rolle")?, r.try_get("", "to_rolle")?));
-    }
-    Ok(out)
-}
-
-pub(super) async fn counted_votes(
-    db: &DatabaseConnection,
-    antrag: Uuid,
-) -> Result<Vec<CountedVote>, ApiError> {
-    let rows = db
-        .query_all(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            "SELECT rolle, vote::text AS vote, delegated_from FROM antrag_counted_votes \
-             WHERE antrag_id = $1 ORDER BY voice",
-            [antrag.into()],
-        ))
-        .await?;
-    let mut out = Vec::with_capacity(rows.len());
-    for r in &rows {
-        out.push(CountedVote {
-            rolle: r.try_get("", "rolle")?,
-            vote: parse_vote(&r.try_get::<String>("", "vote")?)?,
-            delegated_from: r.try_get("", "delegated_from")?,
-        });
-    }
-    Ok(out)
-}
-
-pub(super) async fn count_delegated(
-    db: &DatabaseConnection,
-    antrag: Uuid,
-) -> Result<u64, ApiError> {
-    let row = db
-        .query_one(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            "SELECT count(*) AS n FROM antrag_counted_votes WHERE antrag_id = $1 AND delegated_from IS NOT NULL",
-            [antrag.into()],
-        ))
-        .await?;
-    Ok(match row {
-        Some(r) => to_u64(Some(r.try_get::<i64>("", "n")?)),
-        None => 0,
-    })
 }

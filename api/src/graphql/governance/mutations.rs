@@ -1,33 +1,15 @@
 //! The Webrat's mutations, with their inputs and payloads.
 
 use async_graphql::{Context, ID, InputObject, Json, Object, Result, SimpleObject};
-use bus::Outcome;
 use chrono::{DateTime, Utc};
-use domain::AggregateType;
-use domain::antrag::{Abstimmen, Antrag, AntragCommand, Einspruch, Stellen};
-use domain::delegation::{Delegation, DelegationCommand, Erstellen, delegation_id};
-use domain::events::{
-    DelegationErstellt, DelegationWiderrufen, FlagTarget, FlagTargetKind, RolleVerifiziert,
-};
-use domain::flag::{Aufloesen, Flag, FlagCommand, Melden};
-use domain::governance::weberei_of_home;
-use domain::rolle::{Rolle, RolleCommand};
-use domain::verification::Bestaetigen;
-use uuid::Uuid;
+use domain::events::{FlagTarget, FlagTargetKind};
 
-use crate::error::ApiError;
-use crate::graphql::common::{
-    ID_NAMESPACE, data_key, execute, meta_for, nonce, validate_idempotency_key,
-};
-use crate::graphql::knoten::EventReceipt;
-use crate::graphql::rolle::parse_id;
-
-use super::queries::load_flag;
 use super::types::{
     AntragNode, DelegationNode, EinspruchNode, FlagNode, FlagOutcomeGql, FlagTargetKindGql,
     StimmeNode, VoteGql,
 };
-use super::{author_of, first_event, rename_field, role_facts, who};
+use crate::graphql::primitives::{EventReceipt, id, mutation, parse_id, rename_field};
+use crate::services::governance::{self as service, NewAntrag};
 
 // ---------------------------------------------------------------------------------------------
 // Mutations: inputs and payloads
@@ -234,38 +216,21 @@ impl GovernanceMutation {
         )]
         input: FileAntragInput,
     ) -> Result<FileAntragPayload> {
-        let (caller, deps, client) = who(ctx)?;
-        let key = validate_idempotency_key(&input.idempotency_key)?;
-        let me = role_facts(&deps.db, caller.rolle_id).await?;
-        let weberei = match &me.home_h3 {
-            Some(home) => weberei_of_home(home)?.to_string(),
-            None => String::new(),
-        };
-        let id = Uuid::new_v5(
-            &ID_NAMESPACE,
-            format!("antrag:{}:{key}", caller.rolle_id).as_bytes(),
-        );
-        let now = Utc::now();
-        let cmd = AntragCommand::Stellen(Stellen {
-            id,
-            title: input.title.clone(),
-            content: input.content.as_ref().map(|c| c.0.clone()),
-            weavery_h3: weberei,
+        let (deps, origin) = mutation(ctx, &input.idempotency_key)?;
+        let antrag = NewAntrag {
+            title: input.title,
+            content: input.content.map(|c| c.0),
             deadline: input.decision_deadline,
-            now,
-            min_deadline: deps.config.min_decision_period,
-            by: caller.rolle_id,
-            by_verified: me.verified,
-        });
-        let meta = meta_for(&caller, client, "fileAntrag", key);
-        let done = execute::<Antrag>(deps, id, &cmd, meta, bus::Expect::NewChain)
+        };
+        let done = service::file_antrag(&deps.db, &deps.bus, &deps.config, origin, antrag)
             .await
             .map_err(|e| rename_field(e, "deadline", "decisionDeadline"))?;
-        let stored = first_event(&done.events)?;
+        let p: domain::events::AntragGestellt = done.stored.envelope.decode()?;
+        let env = &done.stored.envelope;
         Ok(FileAntragPayload {
-            antrag: AntragNode::from_event(&stored.envelope)?,
-            event: stored.into(),
-            replayed: done.outcome == Outcome::AlreadyDone,
+            antrag: AntragNode::filed(env.aggregate_id, &p, env.ts)?,
+            event: (&done.stored).into(),
+            replayed: done.replayed,
         })
     }
 
@@ -276,33 +241,20 @@ impl GovernanceMutation {
         ctx: &Context<'_>,
         #[graphql(desc = "The Antrag and the reason.")] input: ObjectToAntragInput,
     ) -> Result<ObjectToAntragPayload> {
-        let (caller, deps, client) = who(ctx)?;
-        let key = validate_idempotency_key(&input.idempotency_key)?;
+        let (deps, origin) = mutation(ctx, &input.idempotency_key)?;
         let antrag = parse_id(&input.antrag_id, "antragId")?;
-        let me = role_facts(&deps.db, caller.rolle_id).await?;
-        let Some(data_key) = data_key(deps, caller.rolle_id).await? else {
-            return Err(ApiError::Unauthenticated("this role was deleted".into()).into());
-        };
-        let cmd = AntragCommand::Einspruch(Einspruch {
-            by: caller.rolle_id,
-            reason: input.reason.clone(),
-            now: Utc::now(),
-            by_verified: me.verified,
-            key: data_key,
-            nonce: nonce(),
-        });
-        let meta = meta_for(&caller, client, "objectToAntrag", key);
-        let done = execute::<Antrag>(deps, antrag, &cmd, meta, bus::Expect::ExistingChain).await?;
-        let stored = first_event(&done.events)?;
+        let reason = input.reason.trim().to_owned();
+        let done =
+            service::object_to_antrag(&deps.db, &deps.bus, origin, antrag, input.reason).await?;
         Ok(ObjectToAntragPayload {
             objection: EinspruchNode {
-                antrag_id: ID(antrag.to_string()),
-                rolle_id: ID(caller.rolle_id.to_string()),
-                reason: Some(input.reason.trim().to_owned()),
-                created_at: stored.envelope.ts,
+                antrag_id: id(antrag),
+                rolle_id: id(origin.caller.rolle_id),
+                reason: Some(reason),
+                created_at: done.stored.envelope.ts,
             },
-            event: stored.into(),
-            replayed: done.outcome == Outcome::AlreadyDone,
+            event: (&done.stored).into(),
+            replayed: done.replayed,
         })
     }
 
@@ -313,29 +265,19 @@ impl GovernanceMutation {
         ctx: &Context<'_>,
         #[graphql(desc = "The Antrag and the vote.")] input: CastStimmeInput,
     ) -> Result<CastStimmePayload> {
-        let (caller, deps, client) = who(ctx)?;
-        let key = validate_idempotency_key(&input.idempotency_key)?;
+        let (deps, origin) = mutation(ctx, &input.idempotency_key)?;
         let antrag = parse_id(&input.antrag_id, "antragId")?;
-        let me = role_facts(&deps.db, caller.rolle_id).await?;
-        let cmd = AntragCommand::Abstimmen(Abstimmen {
-            by: caller.rolle_id,
-            vote: input.vote.into(),
-            now: Utc::now(),
-            by_verified: me.verified,
-        });
-        let meta = meta_for(&caller, client, "castStimme", key);
-        let done = execute::<Antrag>(deps, antrag, &cmd, meta, bus::Expect::ExistingChain).await?;
-        let stored = first_event(&done.events)?;
-        let p: domain::events::StimmeAbgegeben = stored.envelope.decode()?;
+        let (done, p) =
+            service::cast_stimme(&deps.db, &deps.bus, origin, antrag, input.vote.into()).await?;
         Ok(CastStimmePayload {
             stimme: StimmeNode {
-                antrag_id: ID(antrag.to_string()),
-                rolle_id: ID(p.by.to_string()),
+                antrag_id: id(antrag),
+                rolle_id: id(p.by),
                 vote: p.vote.into(),
-                created_at: stored.envelope.ts,
+                created_at: done.stored.envelope.ts,
             },
-            event: stored.into(),
-            replayed: done.outcome == Outcome::AlreadyDone,
+            event: (&done.stored).into(),
+            replayed: done.replayed,
         })
     }
 
@@ -347,42 +289,23 @@ impl GovernanceMutation {
         ctx: &Context<'_>,
         #[graphql(desc = "The delegate and until when the delegation holds.")] input: DelegateInput,
     ) -> Result<DelegatePayload> {
-        let (caller, deps, client) = who(ctx)?;
-        let key = validate_idempotency_key(&input.idempotency_key)?;
+        let (deps, origin) = mutation(ctx, &input.idempotency_key)?;
         let to = parse_id(&input.to, "to")?;
-        let to_exists = role_facts(&deps.db, to).await?.exists;
-        let now = Utc::now();
-        let cmd = DelegationCommand::Erstellen(Erstellen {
-            from: caller.rolle_id,
-            to,
-            valid_until: input.valid_until,
-            now,
-            to_exists,
-        });
-        let meta = meta_for(&caller, client, "delegate", key);
-        let id = delegation_id(caller.rolle_id);
-        let done = execute::<Delegation>(deps, id, &cmd, meta, bus::Expect::ExistingChain)
+        let done = service::delegate(&deps.db, &deps.bus, origin, to, input.valid_until)
             .await
             .map_err(|e| rename_field(e, "valid_until", "validUntil"))?;
-        let created = done
-            .events
-            .iter()
-            .find(|s| s.envelope.event_type == "DelegationErstellt");
-        let (valid_until, created_at, replaced) = match created {
-            Some(s) => {
-                let p: DelegationErstellt = s.envelope.decode()?;
-                (p.valid_until, s.envelope.ts, p.replaces)
-            }
+        let (valid_until, created_at, replaced) = match &done.created {
+            Some((s, p)) => (p.valid_until, s.envelope.ts, p.replaces),
             None => (
                 domain::envelope::truncate_millis(input.valid_until),
-                now,
+                done.now,
                 None,
             ),
         };
         Ok(DelegatePayload {
             delegation: DelegationNode {
-                from_id: ID(caller.rolle_id.to_string()),
-                to_id: ID(to.to_string()),
+                from_id: id(origin.caller.rolle_id),
+                to_id: id(to),
                 valid_until,
                 created_at,
                 revoked_at: None,
@@ -390,9 +313,9 @@ impl GovernanceMutation {
                 ended_reason: None,
                 active: valid_until > Utc::now(),
             },
-            replaced_id: replaced.map(|r| ID(r.to_string())),
-            event: created.map(Into::into),
-            replayed: done.outcome == Outcome::AlreadyDone,
+            replaced_id: replaced.map(id),
+            event: done.created.as_ref().map(|(s, _)| s.into()),
+            replayed: done.replayed,
         })
     }
 
@@ -402,18 +325,12 @@ impl GovernanceMutation {
         ctx: &Context<'_>,
         #[graphql(desc = "The idempotency key of this call.")] input: RevokeDelegationInput,
     ) -> Result<RevokeDelegationPayload> {
-        let (caller, deps, client) = who(ctx)?;
-        let key = validate_idempotency_key(&input.idempotency_key)?;
-        let cmd = DelegationCommand::Widerrufen { now: Utc::now() };
-        let meta = meta_for(&caller, client, "revokeDelegation", key);
-        let id = delegation_id(caller.rolle_id);
-        let done = execute::<Delegation>(deps, id, &cmd, meta, bus::Expect::ExistingChain).await?;
-        let stored = first_event(&done.events)?;
-        let p: DelegationWiderrufen = stored.envelope.decode()?;
+        let (deps, origin) = mutation(ctx, &input.idempotency_key)?;
+        let (done, p) = service::revoke_delegation(&deps.bus, origin).await?;
         Ok(RevokeDelegationPayload {
-            revoked_to_id: ID(p.to.to_string()),
-            event: stored.into(),
-            replayed: done.outcome == Outcome::AlreadyDone,
+            revoked_to_id: id(p.to),
+            event: (&done.stored).into(),
+            replayed: done.replayed,
         })
     }
 
@@ -425,31 +342,16 @@ impl GovernanceMutation {
         ctx: &Context<'_>,
         #[graphql(desc = "The role to confirm.")] input: ConfirmVerificationInput,
     ) -> Result<ConfirmVerificationPayload> {
-        let (caller, deps, client) = who(ctx)?;
-        let key = validate_idempotency_key(&input.idempotency_key)?;
+        let (deps, origin) = mutation(ctx, &input.idempotency_key)?;
         let target = parse_id(&input.rolle_id, "rolleId")?;
-        let me = role_facts(&deps.db, caller.rolle_id).await?;
-        let cmd = RolleCommand::Bestaetigen(Bestaetigen {
-            target,
-            by: caller.rolle_id,
-            by_verified: me.verified,
-        });
-        let meta = meta_for(&caller, client, "confirmVerification", key);
-        let done = execute::<Rolle>(deps, target, &cmd, meta, bus::Expect::ExistingChain).await?;
-        let stored = first_event(&done.events)?;
-        let verified = done
-            .events
-            .iter()
-            .find(|s| s.envelope.event_type == "RolleVerifiziert");
-        if let Some(v) = verified {
-            let _: RolleVerifiziert = v.envelope.decode()?;
-        }
+        let (done, verified) =
+            service::confirm_verification(&deps.db, &deps.bus, origin, target).await?;
         Ok(ConfirmVerificationPayload {
-            rolle_id: ID(target.to_string()),
+            rolle_id: id(target),
             verified: verified.is_some(),
-            event: stored.into(),
-            verified_event: verified.map(Into::into),
-            replayed: done.outcome == Outcome::AlreadyDone,
+            event: (&done.stored).into(),
+            verified_event: verified.as_ref().map(Into::into),
+            replayed: done.replayed,
         })
     }
 
@@ -460,41 +362,25 @@ impl GovernanceMutation {
         ctx: &Context<'_>,
         #[graphql(desc = "The content and the reason.")] input: RaiseFlagInput,
     ) -> Result<RaiseFlagPayload> {
-        let (caller, deps, client) = who(ctx)?;
-        let key = validate_idempotency_key(&input.idempotency_key)?;
+        let (deps, origin) = mutation(ctx, &input.idempotency_key)?;
         let target_id = parse_id(&input.target_id, "targetId")?;
         let kind: FlagTargetKind = input.target_kind.into();
-        let author = author_of(&deps.db, &deps.bus, kind, target_id).await?;
-        let Some(data_key) = data_key(deps, caller.rolle_id).await? else {
-            return Err(ApiError::Unauthenticated("this role was deleted".into()).into());
+        let reason = input.reason.trim().to_owned();
+        let target = FlagTarget {
+            kind,
+            id: target_id,
         };
-        let id = Uuid::new_v5(
-            &ID_NAMESPACE,
-            format!("flag:{}:{key}", caller.rolle_id).as_bytes(),
-        );
-        let cmd = FlagCommand::Melden(Melden {
-            target: FlagTarget {
-                kind,
-                id: target_id,
-            },
-            reason: input.reason.clone(),
-            by: caller.rolle_id,
-            author_of_target: author,
-            key: data_key,
-            nonce: nonce(),
-        });
-        let meta = meta_for(&caller, client, "raiseFlag", key);
-        let done = execute::<Flag>(deps, id, &cmd, meta, bus::Expect::NewChain).await?;
-        let stored = first_event(&done.events)?;
-        let p: domain::events::FlagRaised = stored.envelope.decode()?;
+        let raised = service::raise_flag(&deps.db, &deps.bus, origin, target, input.reason).await?;
+        let p = &raised.payload;
+        let stored = &raised.done.stored;
         Ok(RaiseFlagPayload {
             flag: FlagNode {
-                id: ID(id.to_string()),
+                id: id(raised.id),
                 target_kind: input.target_kind,
-                target_id: ID(p.target.id.to_string()),
-                reason: Some(input.reason.trim().to_owned()),
-                raised_by_id: ID(p.by.to_string()),
-                author_of_target_id: p.author_of_target.map(|a| ID(a.to_string())),
+                target_id: id(p.target.id),
+                reason: Some(reason),
+                raised_by_id: id(p.by),
+                author_of_target_id: p.author_of_target.map(id),
                 created_at: stored.envelope.ts,
                 outcome: None,
                 resolution_reason: None,
@@ -502,7 +388,7 @@ impl GovernanceMutation {
                 resolved_at: None,
             },
             event: stored.into(),
-            replayed: done.outcome == Outcome::AlreadyDone,
+            replayed: raised.done.replayed,
         })
     }
 
@@ -513,57 +399,39 @@ impl GovernanceMutation {
         ctx: &Context<'_>,
         #[graphql(desc = "The flag, the outcome and the reason.")] input: ResolveFlagInput,
     ) -> Result<ResolveFlagPayload> {
-        let (caller, deps, client) = who(ctx)?;
-        let key = validate_idempotency_key(&input.idempotency_key)?;
+        let (deps, origin) = mutation(ctx, &input.idempotency_key)?;
         let flag_id = parse_id(&input.flag_id, "flagId")?;
-        let me = role_facts(&deps.db, caller.rolle_id).await?;
-        let Some(data_key) = data_key(deps, caller.rolle_id).await? else {
-            return Err(ApiError::Unauthenticated("this role was deleted".into()).into());
-        };
-        let cmd = FlagCommand::Aufloesen(Aufloesen {
-            outcome: input.outcome.into(),
-            reason: input.reason.clone(),
-            by: caller.rolle_id,
-            by_verified: me.verified,
-            key: data_key,
-            nonce: nonce(),
-        });
-        let meta = meta_for(&caller, client, "resolveFlag", key);
-        let history = deps
-            .bus
-            .history(AggregateType::Flag, flag_id)
-            .await
-            .map_err(ApiError::from)?;
-        let done = execute::<Flag>(deps, flag_id, &cmd, meta, bus::Expect::ExistingChain).await?;
-        let stored = first_event(&done.events)?;
-        let p: domain::events::FlagResolved = stored.envelope.decode()?;
-        let raised = history
-            .iter()
-            .find(|s| s.envelope.event_type == "FlagRaised")
-            .ok_or_else(|| ApiError::unavailable("a resolved flag without FlagRaised"))?;
-        let r: domain::events::FlagRaised = raised.envelope.decode()?;
-        // The reporter's reason comes from the projection (the API does not open other roles'
-        // sealed texts here).
-        let reason = load_flag(&deps.db, flag_id).await?.and_then(|f| f.reason);
+        let resolution_reason = input.reason.trim().to_owned();
+        let done = service::resolve_flag(
+            &deps.db,
+            &deps.bus,
+            origin,
+            flag_id,
+            input.outcome.into(),
+            input.reason,
+        )
+        .await?;
+        let (p, r) = (&done.payload, &done.raised_payload);
+        let stored = &done.done.stored;
         Ok(ResolveFlagPayload {
             flag: FlagNode {
-                id: ID(flag_id.to_string()),
+                id: id(flag_id),
                 target_kind: r.target.kind.into(),
-                target_id: ID(r.target.id.to_string()),
-                reason,
-                raised_by_id: ID(r.by.to_string()),
-                author_of_target_id: r.author_of_target.map(|a| ID(a.to_string())),
-                created_at: raised.envelope.ts,
+                target_id: id(r.target.id),
+                reason: done.reason.clone(),
+                raised_by_id: id(r.by),
+                author_of_target_id: r.author_of_target.map(id),
+                created_at: done.raised.envelope.ts,
                 outcome: Some(match p.outcome {
                     domain::events::FlagOutcome::Kept => FlagOutcomeGql::Kept,
                     domain::events::FlagOutcome::Hidden => FlagOutcomeGql::Hidden,
                 }),
-                resolution_reason: Some(input.reason.trim().to_owned()),
-                resolved_by_id: Some(ID(p.by.to_string())),
+                resolution_reason: Some(resolution_reason),
+                resolved_by_id: Some(id(p.by)),
                 resolved_at: Some(stored.envelope.ts),
             },
             event: stored.into(),
-            replayed: done.outcome == Outcome::AlreadyDone,
+            replayed: done.done.replayed,
         })
     }
 }

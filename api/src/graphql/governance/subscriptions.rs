@@ -5,26 +5,23 @@
 //! follower's broadcast directly.
 
 use async_graphql::{Context, Enum, ID, Result, SimpleObject, Subscription};
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
-use domain::events::AntragEntschieden;
-use domain::geo::{Bbox, Point};
+use domain::geo::Bbox;
 use domain::{AggregateType, DomainError, StreamDomain};
 use futures::{Stream, StreamExt};
 use uuid::Uuid;
 
+use super::types::{AntragNode, AntragStatusGql, AntragTally, EinspruchNode, StimmeNode, int};
 use crate::error::ApiError;
 use crate::graphql::Deps;
-use crate::graphql::knoten::BboxInput;
-use crate::graphql::rolle::parse_id;
-use crate::live_governance::{GovernanceDecoder, GovernanceEvent};
-use crate::tiles::{self, Delivery, TileSubscription};
-
-use super::types::{
-    AntragNode, AntragStatusGql, AntragTally, EinspruchNode, StimmeNode, cell_centre, int,
+use crate::graphql::primitives::{
+    BboxInput, decode_stream_cursor, encode_stream_cursor, id, parse_id,
 };
-use crate::graphql::viewport::{Replay, prepare_replay};
+use crate::live::governance::{
+    GovernanceDecoder, GovernanceEvent, WebratChange, WebratChangeKind, weberei_centre,
+};
+use crate::live::replay::{Replay, prepare_replay};
+use crate::tiles::{self, Delivery, TileSubscription};
 
 // ---------------------------------------------------------------------------------------------
 // Subscriptions
@@ -95,36 +92,61 @@ impl AntragChange {
 
     /// Put the change at the centre of Weberei `hex`.
     pub(crate) fn place(&mut self, hex: &str) -> Result<(), DomainError> {
-        let cell = domain::governance::parse_weberei(hex)?;
-        (self.weberei_lat, self.weberei_lng) = cell_centre(cell);
-        self.weberei = cell.to_string();
+        (self.weberei, self.weberei_lat, self.weberei_lng) = weberei_centre(hex)?;
         Ok(())
     }
+}
 
-    pub(crate) fn set_decision(&mut self, d: &AntragEntschieden) {
-        use domain::events::AntragStatus as S;
-        self.status = Some(match d.status {
-            S::Angenommen => AntragStatusGql::Angenommen,
-            S::Abgelehnt => AntragStatusGql::Abgelehnt,
-            S::QuorumVerfehlt => AntragStatusGql::QuorumVerfehlt,
+impl From<&WebratChange> for AntragChange {
+    fn from(c: &WebratChange) -> Self {
+        let kind = match c.kind {
+            WebratChangeKind::Filed => AntragChangeKind::Filed,
+            WebratChangeKind::Objection => AntragChangeKind::Objection,
+            WebratChangeKind::Vote => AntragChangeKind::Vote,
+            WebratChangeKind::QuorumReached => AntragChangeKind::QuorumReached,
+            WebratChangeKind::Decided => AntragChangeKind::Decided,
+            WebratChangeKind::Hidden => AntragChangeKind::Hidden,
+        };
+        let mut change = Self::new(c.antrag_id, kind, c.at);
+        change.weberei.clone_from(&c.weberei);
+        (change.weberei_lat, change.weberei_lng) = (c.weberei_lat, c.weberei_lng);
+        change.antrag = c
+            .filed
+            .as_ref()
+            .and_then(|p| AntragNode::filed(c.antrag_id, p, c.at).ok());
+        change.objection = c.objection.as_ref().map(|o| EinspruchNode {
+            antrag_id: id(c.antrag_id),
+            rolle_id: id(o.by),
+            reason: o.reason.clone(),
+            created_at: c.at,
         });
-        self.tally = Some(AntragTally {
-            ja: int(d.ja),
-            nein: int(d.nein),
-            enthaltung: int(d.enthaltung),
-            participation: int(d.participation),
-            delegated: int(d
-                .counted
-                .iter()
-                .filter(|c| c.delegated_from.is_some())
-                .count() as u64),
-            decided: true,
+        change.stimme = c.vote.map(|(by, vote)| StimmeNode {
+            antrag_id: id(c.antrag_id),
+            rolle_id: id(by),
+            vote: vote.into(),
+            created_at: c.at,
         });
-    }
-
-    /// Where the change is on the map: its Weberei's centre.
-    pub(crate) fn point(&self) -> Option<Point> {
-        Point::new(self.weberei_lat, self.weberei_lng).ok()
+        if let Some(d) = &c.decision {
+            use domain::events::AntragStatus as S;
+            change.status = Some(match d.status {
+                S::Angenommen => AntragStatusGql::Angenommen,
+                S::Abgelehnt => AntragStatusGql::Abgelehnt,
+                S::QuorumVerfehlt => AntragStatusGql::QuorumVerfehlt,
+            });
+            change.tally = Some(AntragTally {
+                ja: int(d.ja),
+                nein: int(d.nein),
+                enthaltung: int(d.enthaltung),
+                participation: int(d.participation),
+                delegated: int(d
+                    .counted
+                    .iter()
+                    .filter(|c| c.delegated_from.is_some())
+                    .count() as u64),
+                decided: true,
+            });
+        }
+        change
     }
 }
 
@@ -154,26 +176,18 @@ impl WebratDiff {
     }
 }
 
-pub(super) const WEBRAT_CURSOR_PREFIX: &str = "governance:";
+const WEBRAT_CURSOR_PREFIX: &str = "governance:";
 
-pub(super) fn encode_webrat_cursor(seq: u64) -> String {
-    URL_SAFE_NO_PAD.encode(format!("{WEBRAT_CURSOR_PREFIX}{seq}"))
+fn encode_webrat_cursor(seq: u64) -> String {
+    encode_stream_cursor(WEBRAT_CURSOR_PREFIX, seq)
 }
 
-pub(super) fn decode_webrat_cursor(cursor: &str) -> Result<u64, ApiError> {
-    let bad = || {
-        ApiError::from(DomainError::validation(
-            "after",
-            "not a cursor of the webrat subscription (pass the `cursor` of a diff as it was sent)",
-        ))
-    };
-    let raw = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| bad())?;
-    let raw = String::from_utf8(raw).map_err(|_| bad())?;
-    let seq = raw.strip_prefix(WEBRAT_CURSOR_PREFIX).ok_or_else(bad)?;
-    if seq.is_empty() || !seq.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(bad());
-    }
-    seq.parse().map_err(|_| bad())
+fn decode_webrat_cursor(cursor: &str) -> Result<u64, ApiError> {
+    decode_stream_cursor(
+        WEBRAT_CURSOR_PREFIX,
+        cursor,
+        "not a cursor of the webrat subscription (pass the `cursor` of a diff as it was sent)",
+    )
 }
 
 /// Most changes one replayed diff carries.
@@ -237,9 +251,9 @@ impl GovernanceSubscription {
         let cover = webrat_tiles(&bbox, deps.config.max_viewport_tiles);
         let (subscription, registered_at) = feed.tiles(&deps.config).register(cover);
         let replay = match after {
-            Some(cursor) => {
-                Some(prepare_replay(&deps, StreamDomain::Governance, cursor, registered_at).await?)
-            }
+            Some(cursor) => Some(
+                prepare_replay(&deps.bus, StreamDomain::Governance, cursor, registered_at).await?,
+            ),
             None => None,
         };
         Ok(webrat_diffs(
@@ -282,18 +296,15 @@ impl GovernanceSubscription {
 /// The changes of Antrag `id` from the Webrat feed. A subscriber that lagged behind the feed
 /// (its channel dropped changes, some of which may have been this Antrag's) gets one `RESYNC`.
 fn changes_of_one_antrag(
-    mut rx: tokio::sync::broadcast::Receiver<
-        std::sync::Arc<crate::live_governance::GovernanceEvent>,
-    >,
+    mut rx: tokio::sync::broadcast::Receiver<std::sync::Arc<GovernanceEvent>>,
     id: Uuid,
     weberei: String,
 ) -> impl Stream<Item = AntragChange> + use<> {
     use tokio::sync::broadcast::error::RecvError;
-    let want = ID(id.to_string());
     async_stream::stream! {
         loop {
             match rx.recv().await {
-                Ok(ev) if ev.change.antrag_id == want => yield ev.change.clone(),
+                Ok(ev) if ev.change.antrag_id == id => yield AntragChange::from(&ev.change),
                 Ok(_) => {}
                 Err(RecvError::Lagged(n)) => {
                     tracing::warn!(missed = n, "antragChanged subscriber lagged behind the Webrat feed");
@@ -356,7 +367,7 @@ pub(super) fn webrat_diffs(
                     if let Some(change) = decoder.decode(&msg.payload).await
                         && tiles::in_box(change.point(), &bbox)
                     {
-                        diff.changes.push(change);
+                        diff.changes.push(AntragChange::from(&change));
                     }
                     if diff.changes.len() >= REPLAY_BATCH {
                         diff.cursor = encode_webrat_cursor(seq);
@@ -377,7 +388,7 @@ pub(super) fn webrat_diffs(
                 Delivery::Changes { upto, tiles } => WebratDiff {
                     changes: tiles::changes_in_box(&tiles, seen_upto, &bbox)
                         .into_iter()
-                        .map(|e| e.change.clone())
+                        .map(|e| AntragChange::from(&e.change))
                         .collect(),
                     cursor: encode_webrat_cursor(upto.max(seen_upto)),
                     resync: false,
@@ -401,7 +412,8 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::live_governance::GovernanceEvent;
+    use crate::live::governance::GovernanceFeed;
+    use domain::geo::Point;
 
     fn weimar() -> String {
         domain::geo::Point::new(50.98, 11.32)
@@ -413,7 +425,7 @@ mod tests {
     fn vote(id: Uuid, seq: u64) -> Arc<GovernanceEvent> {
         Arc::new(GovernanceEvent {
             seq,
-            change: AntragChange::new(id, AntragChangeKind::Vote, Utc::now()),
+            change: WebratChange::new(id, WebratChangeKind::Vote, Utc::now()),
         })
     }
 
@@ -457,8 +469,8 @@ mod tests {
     }
 
     /// A vote on Antrag `n`, placed at the Weberei of `p`.
-    fn vote_at(n: u128, p: Point) -> AntragChange {
-        let mut change = AntragChange::new(Uuid::from_u128(n), AntragChangeKind::Vote, Utc::now());
+    fn vote_at(n: u128, p: Point) -> WebratChange {
+        let mut change = WebratChange::new(Uuid::from_u128(n), WebratChangeKind::Vote, Utc::now());
         change
             .place(&p.cell(domain::geo::WEAVERY_RES).to_string())
             .unwrap();
@@ -493,7 +505,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_webrat_diff_keeps_the_box_from_the_shared_tile_and_its_cursor_covers_the_tick() {
-        let feed = crate::live_governance::GovernanceFeed::detached();
+        let feed = GovernanceFeed::detached();
         // Half a degree around Weimar: tiles coarser than a Weberei, reaching past the box.
         let b = Bbox::new(11.07, 50.73, 11.57, 51.23, 25.0).unwrap();
         let cover = webrat_tiles(&b, 300);
@@ -529,7 +541,7 @@ mod tests {
 
     #[tokio::test]
     async fn live_webrat_changes_the_replay_covered_are_not_sent_twice() {
-        let feed = crate::live_governance::GovernanceFeed::detached();
+        let feed = GovernanceFeed::detached();
         let b = Bbox::new(11.27, 50.93, 11.37, 51.03, 25.0).unwrap();
         let (sub, _) = feed.tiles(&tick_config()).register(webrat_tiles(&b, 300));
         let weimar = Point::new(50.98, 11.32).unwrap();

@@ -5,15 +5,16 @@ use async_graphql::{ComplexObject, Context, Enum, ID, Json, Result, SimpleObject
 use chrono::{DateTime, Utc};
 use domain::events::{AntragGestellt, FlagTargetKind, Vote};
 use domain::governance::Tally;
-use sea_orm::QueryResult;
 use uuid::Uuid;
 
+use super::loaders::{AntragLoader, VerificationLoader};
 use crate::error::ApiError;
 use crate::graphql::knoten::{KnotenNode, load_knoten};
-use crate::graphql::rolle::{RolleNode, load_rolle, parse_id};
-use crate::graphql::social::NachrichtNode;
-
-use super::loaders::{AntragLoader, VerificationLoader};
+use crate::graphql::primitives::{id, parse_id};
+use crate::graphql::rolle::{RolleLoader, RolleNode, load_rolle};
+use crate::graphql::social::{NachrichtNode, load_nachricht};
+use crate::live::governance::cell_centre;
+use crate::read::governance::{AntragRow, AntragStatus, DelegationRow, FlagRow};
 
 // ---------------------------------------------------------------------------------------------
 // Enums
@@ -50,15 +51,6 @@ impl From<Vote> for VoteGql {
     }
 }
 
-pub(super) fn parse_vote(s: &str) -> Result<Vote, sea_orm::DbErr> {
-    match s {
-        "ja" => Ok(Vote::Ja),
-        "nein" => Ok(Vote::Nein),
-        "enthaltung" => Ok(Vote::Enthaltung),
-        other => Err(sea_orm::DbErr::Custom(format!("unknown vote {other:?}"))),
-    }
-}
-
 /// Where an Antrag stands.
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
 #[graphql(name = "AntragStatus")]
@@ -73,25 +65,29 @@ pub enum AntragStatusGql {
     QuorumVerfehlt,
 }
 
-impl AntragStatusGql {
-    pub(super) fn as_db(self) -> &'static str {
-        match self {
-            Self::Offen => "offen",
-            Self::Angenommen => "angenommen",
-            Self::Abgelehnt => "abgelehnt",
-            Self::QuorumVerfehlt => "quorum_verfehlt",
-        }
-    }
-
-    fn from_db(s: &str) -> Self {
+impl From<AntragStatusGql> for AntragStatus {
+    fn from(s: AntragStatusGql) -> Self {
         match s {
-            "angenommen" => Self::Angenommen,
-            "abgelehnt" => Self::Abgelehnt,
-            "quorum_verfehlt" => Self::QuorumVerfehlt,
-            _ => Self::Offen,
+            AntragStatusGql::Offen => Self::Offen,
+            AntragStatusGql::Angenommen => Self::Angenommen,
+            AntragStatusGql::Abgelehnt => Self::Abgelehnt,
+            AntragStatusGql::QuorumVerfehlt => Self::QuorumVerfehlt,
         }
     }
+}
 
+impl From<AntragStatus> for AntragStatusGql {
+    fn from(s: AntragStatus) -> Self {
+        match s {
+            AntragStatus::Offen => Self::Offen,
+            AntragStatus::Angenommen => Self::Angenommen,
+            AntragStatus::Abgelehnt => Self::Abgelehnt,
+            AntragStatus::QuorumVerfehlt => Self::QuorumVerfehlt,
+        }
+    }
+}
+
+impl AntragStatusGql {
     pub(super) fn to_domain(self) -> Option<domain::events::AntragStatus> {
         use domain::events::AntragStatus as S;
         match self {
@@ -218,27 +214,21 @@ pub struct AntragNode {
     pub(super) recorded: Option<Recorded>,
 }
 
-pub(super) fn cell_centre(cell: h3o::CellIndex) -> (f64, f64) {
-    let c = h3o::LatLng::from(cell);
-    (c.lat(), c.lng())
-}
-
 impl AntragNode {
-    /// The Antrag as its `AntragGestellt` event describes it.
-    pub(crate) fn from_event(env: &domain::Envelope) -> Result<Self, ApiError> {
-        let p: AntragGestellt = env.decode()?;
+    /// The Antrag `id` as its `AntragGestellt` event (recorded at `at`) describes it.
+    pub(crate) fn filed(id: Uuid, p: &AntragGestellt, at: DateTime<Utc>) -> Result<Self, ApiError> {
         let cell = domain::governance::parse_weberei(&p.weavery_h3)?;
         let (lat, lng) = cell_centre(cell);
         Ok(Self {
-            id: ID(env.aggregate_id.to_string()),
-            title: p.title,
-            content: Json(p.content),
-            weberei: p.weavery_h3,
+            id: ID(id.to_string()),
+            title: p.title.clone(),
+            content: Json(p.content.clone()),
+            weberei: p.weavery_h3.clone(),
             weberei_lat: lat,
             weberei_lng: lng,
             status: AntragStatusGql::Offen,
             creator_id: Some(ID(p.by.to_string())),
-            created_at: env.ts,
+            created_at: at,
             decision_deadline: p.decision_deadline,
             decided_at: None,
             quorum_reached: None,
@@ -251,55 +241,40 @@ impl AntragNode {
     }
 }
 
-pub(super) const ANTRAG_COLUMNS: &str = "id, weavery_h3, title, content, status::text AS status, created_by, \
-    created_at, decision_deadline, decided_at, quorum_reached, ja::bigint AS ja, nein::bigint AS nein, \
-    enthaltung::bigint AS enthaltung, participation::bigint AS participation, \
-    active_roles::bigint AS active_roles, quorum_percent::bigint AS quorum_percent";
-
 pub(super) fn to_u64(v: Option<i64>) -> u64 {
     v.and_then(|v| u64::try_from(v).ok()).unwrap_or(0)
 }
 
-pub(super) fn row_to_antrag(row: &QueryResult) -> Result<AntragNode, sea_orm::DbErr> {
-    let id: Uuid = row.try_get("", "id")?;
-    let h3: i64 = row.try_get("", "weavery_h3")?;
-    let cell = h3o::CellIndex::try_from(h3 as u64).ok();
-    let (lat, lng) = cell.map(cell_centre).unwrap_or_default();
-    let status = AntragStatusGql::from_db(&row.try_get::<String>("", "status")?);
-    let decided_at: Option<DateTime<Utc>> = row.try_get("", "decided_at")?;
-    let recorded = (status != AntragStatusGql::Offen).then(|| -> Result<_, sea_orm::DbErr> {
-        Ok(Recorded {
-            ja: to_u64(row.try_get("", "ja")?),
-            nein: to_u64(row.try_get("", "nein")?),
-            enthaltung: to_u64(row.try_get("", "enthaltung")?),
-            participation: to_u64(row.try_get("", "participation")?),
-            active_roles: to_u64(row.try_get("", "active_roles")?),
-            quorum_percent: u32::try_from(to_u64(row.try_get("", "quorum_percent")?))
-                .unwrap_or(u32::MAX),
-        })
-    });
-    let recorded = recorded.transpose()?;
-    Ok(AntragNode {
-        id: ID(id.to_string()),
-        title: row.try_get("", "title")?,
-        content: Json(row.try_get("", "content")?),
-        weberei: cell.map(|c| c.to_string()).unwrap_or_default(),
-        weberei_lat: lat,
-        weberei_lng: lng,
-        status,
-        creator_id: row
-            .try_get::<Option<Uuid>>("", "created_by")?
-            .map(|c| ID(c.to_string())),
-        created_at: row.try_get("", "created_at")?,
-        decision_deadline: row.try_get("", "decision_deadline")?,
-        decided_at,
-        quorum_reached: if status == AntragStatusGql::Offen {
-            None
-        } else {
-            row.try_get::<Option<bool>>("", "quorum_reached")?
-        },
-        recorded,
-    })
+impl From<AntragRow> for AntragNode {
+    fn from(r: AntragRow) -> Self {
+        let cell = h3o::CellIndex::try_from(r.weavery_h3 as u64).ok();
+        let (lat, lng) = cell.map(cell_centre).unwrap_or_default();
+        let status = AntragStatusGql::from(r.status);
+        let decided = status != AntragStatusGql::Offen;
+        let recorded = decided.then(|| Recorded {
+            ja: to_u64(r.ja),
+            nein: to_u64(r.nein),
+            enthaltung: to_u64(r.enthaltung),
+            participation: to_u64(r.participation),
+            active_roles: to_u64(r.active_roles),
+            quorum_percent: u32::try_from(to_u64(r.quorum_percent)).unwrap_or(u32::MAX),
+        });
+        Self {
+            id: id(r.id),
+            title: r.title,
+            content: Json(r.content),
+            weberei: cell.map(|c| c.to_string()).unwrap_or_default(),
+            weberei_lat: lat,
+            weberei_lng: lng,
+            status,
+            creator_id: r.created_by.map(id),
+            created_at: r.created_at,
+            decision_deadline: r.decision_deadline,
+            decided_at: r.decided_at,
+            quorum_reached: if decided { r.quorum_reached } else { None },
+            recorded,
+        }
+    }
 }
 
 /// An objection to an Antrag, with its reason.
@@ -472,7 +447,7 @@ impl RolleVerification {
             .filter_map(|i| Uuid::parse_str(i).ok())
             .collect();
         let loaded = ctx
-            .data::<DataLoader<crate::graphql::rolle::RolleLoader>>()?
+            .data::<DataLoader<RolleLoader>>()?
             .load_many(ids.iter().copied())
             .await?;
         Ok(ids.iter().filter_map(|i| loaded.get(i).cloned()).collect())
@@ -528,23 +503,19 @@ impl DelegationNode {
     }
 }
 
-pub(super) const DELEGATION_COLUMNS: &str = "from_rolle, to_rolle, valid_until, created_at, revoked_at, \
-    ended_at, ended_reason::text AS ended_reason, \
-    (revoked_at IS NULL AND ended_at IS NULL AND valid_until > now()) AS active";
-
-pub(super) fn row_to_delegation(r: &QueryResult) -> Result<DelegationNode, sea_orm::DbErr> {
-    let from: Uuid = r.try_get("", "from_rolle")?;
-    let to: Uuid = r.try_get("", "to_rolle")?;
-    Ok(DelegationNode {
-        from_id: ID(from.to_string()),
-        to_id: ID(to.to_string()),
-        valid_until: r.try_get("", "valid_until")?,
-        created_at: r.try_get("", "created_at")?,
-        revoked_at: r.try_get("", "revoked_at")?,
-        ended_at: r.try_get("", "ended_at")?,
-        ended_reason: r.try_get("", "ended_reason")?,
-        active: r.try_get("", "active")?,
-    })
+impl From<DelegationRow> for DelegationNode {
+    fn from(r: DelegationRow) -> Self {
+        Self {
+            from_id: id(r.from_rolle),
+            to_id: id(r.to_rolle),
+            valid_until: r.valid_until,
+            created_at: r.created_at,
+            revoked_at: r.revoked_at,
+            ended_at: r.ended_at,
+            ended_reason: r.ended_reason,
+            active: r.active,
+        }
+    }
 }
 
 /// The caller's delegations in force.
@@ -603,31 +574,22 @@ impl FlagNode {
     }
 }
 
-pub(super) const FLAG_COLUMNS: &str = "id, target_kind::text AS target_kind, target_id, reason::text AS reason, \
-    raised_by, author_of_target, created_at, outcome::text AS outcome, \
-    resolution_reason::text AS resolution_reason, resolved_by, resolved_at";
-
-pub(super) fn row_to_flag(r: &QueryResult) -> Result<FlagNode, sea_orm::DbErr> {
-    let id: Uuid = r.try_get("", "id")?;
-    let target: Uuid = r.try_get("", "target_id")?;
-    let raised_by: Uuid = r.try_get("", "raised_by")?;
-    let id_of = |u: Option<Uuid>| u.map(|u| ID(u.to_string()));
-    Ok(FlagNode {
-        id: ID(id.to_string()),
-        target_kind: parse_target_kind(&r.try_get::<String>("", "target_kind")?),
-        target_id: ID(target.to_string()),
-        reason: r.try_get("", "reason")?,
-        raised_by_id: ID(raised_by.to_string()),
-        author_of_target_id: id_of(r.try_get("", "author_of_target")?),
-        created_at: r.try_get("", "created_at")?,
-        outcome: r
-            .try_get::<Option<String>>("", "outcome")?
-            .as_deref()
-            .and_then(parse_outcome),
-        resolution_reason: r.try_get("", "resolution_reason")?,
-        resolved_by_id: id_of(r.try_get("", "resolved_by")?),
-        resolved_at: r.try_get("", "resolved_at")?,
-    })
+impl From<FlagRow> for FlagNode {
+    fn from(r: FlagRow) -> Self {
+        Self {
+            id: id(r.id),
+            target_kind: parse_target_kind(&r.target_kind),
+            target_id: id(r.target_id),
+            reason: r.reason,
+            raised_by_id: id(r.raised_by),
+            author_of_target_id: r.author_of_target.map(id),
+            created_at: r.created_at,
+            outcome: r.outcome.as_deref().and_then(parse_outcome),
+            resolution_reason: r.resolution_reason,
+            resolved_by_id: r.resolved_by.map(id),
+            resolved_at: r.resolved_at,
+        }
+    }
 }
 
 /// Flagged content, as it is shown (hidden content is never shown).
@@ -683,7 +645,7 @@ pub(super) async fn moderated_content(
             .await?
             .map(ModeratedContent::Antrag),
         FlagTargetKindGql::Rolle => load_rolle(ctx, id).await?.map(ModeratedContent::Rolle),
-        FlagTargetKindGql::Nachricht => crate::graphql::social::load_nachricht(ctx, id)
+        FlagTargetKindGql::Nachricht => load_nachricht(ctx, id)
             .await?
             .map(ModeratedContent::Nachricht),
     })

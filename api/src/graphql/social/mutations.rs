@@ -2,17 +2,10 @@
 
 use async_graphql::{Context, ID, InputObject, Json, Object, Result, SimpleObject};
 use chrono::Utc;
-use domain::DomainError;
-use domain::knoten::{Gestalten, Knoten, KnotenCommand};
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
-use uuid::Uuid;
 
-use super::super::common::{execute, meta_for, require_caller, validate_idempotency_key};
-use super::super::knoten::EventReceipt;
-use super::super::rolle::parse_id;
-use super::super::{ClientInfo, Deps};
-use super::{Design, FadenNode, FadenTypGql, NachrichtNode};
-use crate::error::ApiError;
+use super::types::{Design, FadenNode, FadenTypGql, NachrichtNode};
+use crate::graphql::primitives::{EventReceipt, id, mutation, parse_id};
+use crate::services::rooms;
 
 /// Edit the design area of a Knoten.
 #[derive(InputObject, Clone, Debug)]
@@ -99,39 +92,26 @@ impl SocialMutation {
         #[graphql(desc = "The Knoten, the version the edit is based on and the new content.")]
         input: UpdateKnotenDesignInput,
     ) -> Result<UpdateKnotenDesignPayload> {
-        let caller = require_caller(ctx)?;
-        let deps = ctx.data::<Deps>()?;
-        let client = ctx.data_opt::<ClientInfo>();
-        let key = validate_idempotency_key(&input.idempotency_key)?;
-        let id = parse_id(&input.knoten_id, "knotenId")?;
-        if input.expected_version < 0 {
-            return Err(ApiError::Domain(DomainError::validation(
-                "expectedVersion",
-                "must not be negative",
-            ))
-            .into());
-        }
-        let may_edit = is_creator_or_participant(&deps.db, id, caller.rolle_id).await?;
-        let cmd = KnotenCommand::Gestalten(Gestalten {
-            expected_version: input.expected_version as u32,
-            content: input.content.0.clone(),
-            editor: caller.rolle_id,
-            editor_may_edit: may_edit,
-        });
-        let meta = meta_for(&caller, client, "updateKnotenDesign", key);
-        let done = execute::<Knoten>(deps, id, &cmd, meta, bus::Expect::ExistingChain).await?;
-        let stored = done
-            .events
-            .first()
-            .ok_or_else(|| ApiError::unavailable("no event"))?;
-        let p: domain::events::KnotenGestaltet = stored.envelope.decode()?;
+        let (deps, origin) = mutation(ctx, &input.idempotency_key)?;
+        let knoten = parse_id(&input.knoten_id, "knotenId")?;
+        let meta = origin.meta("updateKnotenDesign");
+        let done = rooms::update_design(
+            &deps.db,
+            &deps.bus,
+            origin.caller.rolle_id,
+            knoten,
+            input.expected_version,
+            input.content.0,
+            meta,
+        )
+        .await?;
         Ok(UpdateKnotenDesignPayload {
             design: Design {
-                version: p.version as i32,
-                content: Json(p.content),
+                version: done.payload.version as i32,
+                content: Json(done.payload.content),
             },
-            event: stored.into(),
-            replayed: done.outcome == bus::Outcome::AlreadyDone,
+            event: (&done.stored).into(),
+            replayed: done.replayed,
         })
     }
 
@@ -141,69 +121,29 @@ impl SocialMutation {
         ctx: &Context<'_>,
         #[graphql(desc = "The Knoten and the typ of the thread.")] input: SpinFadenInput,
     ) -> Result<SpinFadenPayload> {
-        let caller = require_caller(ctx)?;
-        let deps = ctx.data::<Deps>()?;
-        let client = ctx.data_opt::<ClientInfo>();
-        let key = validate_idempotency_key(&input.idempotency_key)?;
+        let (deps, origin) = mutation(ctx, &input.idempotency_key)?;
         let knoten = parse_id(&input.knoten_id, "knotenId")?;
         let typ: domain::events::FadenTyp = input.typ.into();
-        let meta = meta_for(&caller, client, "spinFaden", key);
+        let meta = origin.meta("spinFaden");
         let now = Utc::now();
-        let crate::rooms::Spun {
-            id,
-            history_before,
-            done,
-        } = crate::rooms::spin_faden(
-            &deps.bus,
-            caller.rolle_id,
-            knoten,
-            typ,
-            deps.config.knoten_ttl,
-            meta,
-        )
-        .await?;
-        let renewed = history_before
-            .iter()
-            .any(|s| s.envelope.event_type == "FadenGesponnen")
-            && done.outcome == bus::Outcome::Appended
-            && !done.events.is_empty();
-        let mut faden = FadenNode {
-            id: ID(id.to_string()),
-            typ: input.typ,
-            from_rolle_id: ID(caller.rolle_id.to_string()),
-            to_knoten_id: ID(knoten.to_string()),
-            created_at: history_before.first().map(|s| s.envelope.ts).unwrap_or(now),
-            renewed_at: None,
-            expires_at: now,
-            is_yarn: false,
-        };
-        let all: Vec<&domain::Envelope> = history_before
-            .iter()
-            .map(|s| &s.envelope)
-            .chain(done.events.iter().map(|s| &s.envelope))
-            .collect();
-        for e in &all {
-            match e.event_type.as_str() {
-                "FadenGesponnen" => {
-                    if let Ok(p) = e.decode::<domain::events::FadenGesponnen>() {
-                        if e.ts > faden.created_at {
-                            faden.renewed_at = Some(e.ts);
-                        }
-                        faden.expires_at = p.expires_at;
-                    }
-                }
-                "FadenVerzwirnt" => faden.is_yarn = true,
-                _ => {}
-            }
-        }
-        if let Some(first) = all.first() {
-            faden.created_at = first.ts;
-        }
+        let rolle = origin.caller.rolle_id;
+        let spun =
+            rooms::spin_faden(&deps.bus, rolle, knoten, typ, deps.config.knoten_ttl, meta).await?;
+        let state = spun.state(now);
         Ok(SpinFadenPayload {
-            faden,
-            event: done.events.last().map(Into::into),
-            renewed,
-            replayed: done.outcome == bus::Outcome::AlreadyDone,
+            faden: FadenNode {
+                id: id(spun.id),
+                typ: input.typ,
+                from_rolle_id: id(rolle),
+                to_knoten_id: id(knoten),
+                created_at: state.created_at,
+                renewed_at: state.renewed_at,
+                expires_at: state.expires_at,
+                is_yarn: state.is_yarn,
+            },
+            event: spun.done.events.last().map(Into::into),
+            renewed: state.renewed,
+            replayed: spun.done.outcome == bus::Outcome::AlreadyDone,
         })
     }
 
@@ -213,54 +153,25 @@ impl SocialMutation {
         ctx: &Context<'_>,
         #[graphql(desc = "The Knoten and the text.")] input: WriteNachrichtInput,
     ) -> Result<WriteNachrichtPayload> {
-        let caller = require_caller(ctx)?;
-        let deps = ctx.data::<Deps>()?;
-        let client = ctx.data_opt::<ClientInfo>();
-        let key = validate_idempotency_key(&input.idempotency_key)?;
+        let (deps, origin) = mutation(ctx, &input.idempotency_key)?;
         let knoten = parse_id(&input.knoten_id, "knotenId")?;
-        let meta = meta_for(&caller, client, "writeNachricht", key);
-        let written = crate::rooms::write_nachricht(
-            &deps.db,
-            &deps.bus,
-            caller.rolle_id,
-            knoten,
-            &input.text,
-            meta,
-        )
-        .await?;
+        let meta = origin.meta("writeNachricht");
+        let author = origin.caller.rolle_id;
+        let written =
+            rooms::write_nachricht(&deps.db, &deps.bus, author, knoten, &input.text, meta).await?;
         let p = written.payload;
         let stored = &written.stored;
         Ok(WriteNachrichtPayload {
             nachricht: NachrichtNode {
-                id: ID(p.nachricht_id.to_string()),
-                knoten_id: ID(knoten.to_string()),
-                author_id: ID(caller.rolle_id.to_string()),
+                id: id(p.nachricht_id),
+                knoten_id: id(knoten),
+                author_id: id(author),
                 text: written.text,
-                mention_ids: p.mentions.iter().map(|m| ID(m.to_string())).collect(),
+                mention_ids: p.mentions.iter().copied().map(id).collect(),
                 created_at: stored.envelope.ts,
             },
             event: stored.into(),
             replayed: written.replayed,
         })
     }
-}
-
-async fn is_creator_or_participant(
-    db: &DatabaseConnection,
-    knoten: Uuid,
-    rolle: Uuid,
-) -> Result<bool, ApiError> {
-    let row = db
-        .query_one(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            "SELECT EXISTS (SELECT 1 FROM knoten WHERE id = $1 AND created_by = $2) \
-                 OR EXISTS (SELECT 1 FROM faeden WHERE to_knoten = $1 AND from_rolle = $2 AND decayed_at IS NULL \
-                            AND (is_yarn OR expires_at > now())) AS ok",
-            [knoten.into(), rolle.into()],
-        ))
-        .await?;
-    Ok(match row {
-        Some(r) => r.try_get("", "ok")?,
-        None => false,
-    })
 }

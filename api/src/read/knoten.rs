@@ -1,0 +1,147 @@
+//! Knoten: the map's nodes as projected (`knoten`). The point is a PostGIS geography, so what
+//! reads it (`ST_X`/`ST_Y`, the box test with `ST_MakeEnvelope`) stays SQL here.
+
+use chrono::{DateTime, Utc};
+use domain::events::KnotenTyp;
+use domain::geo::Bbox;
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, QueryResult, Statement};
+use uuid::Uuid;
+
+use super::Keyset;
+
+/// A Knoten as the map shows it.
+#[derive(Debug, Clone)]
+pub(crate) struct KnotenRow {
+    pub id: Uuid,
+    pub typ: KnotenTyp,
+    pub title: String,
+    pub content: serde_json::Value,
+    pub lat: f64,
+    pub lng: f64,
+    pub h3: i64,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub is_yarn: bool,
+    pub decayed_at: Option<DateTime<Utc>>,
+    pub design_version: i32,
+    pub created_by: Option<Uuid>,
+}
+
+const KNOTEN_COLUMNS: &str = "id, typ::text AS typ, title, content, ST_Y(point::geometry) AS lat, \
+    ST_X(point::geometry) AS lng, h3, created_at, expires_at, is_yarn, decayed_at, design_version, created_by";
+
+fn row_to_knoten(row: &QueryResult) -> Result<KnotenRow, DbErr> {
+    let typ: String = row.try_get("", "typ")?;
+    Ok(KnotenRow {
+        id: row.try_get("", "id")?,
+        typ: match typ.as_str() {
+            "event" => KnotenTyp::Event,
+            "ressource" => KnotenTyp::Ressource,
+            _ => KnotenTyp::Ideen,
+        },
+        title: row.try_get("", "title")?,
+        content: row.try_get("", "content")?,
+        lat: row.try_get("", "lat")?,
+        lng: row.try_get("", "lng")?,
+        h3: row.try_get("", "h3")?,
+        created_at: row.try_get("", "created_at")?,
+        expires_at: row.try_get("", "expires_at")?,
+        is_yarn: row.try_get("", "is_yarn")?,
+        decayed_at: row.try_get("", "decayed_at")?,
+        design_version: row.try_get("", "design_version")?,
+        created_by: row.try_get("", "created_by")?,
+    })
+}
+
+/// Knoten in the box that have not faded nor been hidden, after `after` in `(created_at, id)`
+/// order, at most `limit`.
+pub(crate) async fn in_box(
+    db: &DatabaseConnection,
+    bbox: &Bbox,
+    after: Keyset,
+    limit: u64,
+) -> Result<Vec<KnotenRow>, DbErr> {
+    let rows = db
+        .query_all(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            format!(
+                "SELECT {KNOTEN_COLUMNS} FROM knoten \
+                 WHERE decayed_at IS NULL AND hidden_at IS NULL AND point && ST_MakeEnvelope($1, $2, $3, $4, 4326)::geography \
+                 AND (created_at, id) > ($5, $6) ORDER BY created_at, id LIMIT $7"
+            ),
+            [
+                bbox.west.into(),
+                bbox.south.into(),
+                bbox.east.into(),
+                bbox.north.into(),
+                after.0.into(),
+                after.1.into(),
+                i64::try_from(limit).unwrap_or(i64::MAX).into(),
+            ],
+        ))
+        .await?;
+    rows.iter().map(row_to_knoten).collect()
+}
+
+/// One Knoten by id (also a faded one, never a hidden one).
+pub(crate) async fn by_id(db: &DatabaseConnection, id: Uuid) -> Result<Option<KnotenRow>, DbErr> {
+    let row = db
+        .query_one(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            format!("SELECT {KNOTEN_COLUMNS} FROM knoten WHERE id = $1 AND hidden_at IS NULL"),
+            [id.into()],
+        ))
+        .await?;
+    row.as_ref().map(row_to_knoten).transpose()
+}
+
+/// Where a Knoten is, as `(lat, lng)`.
+pub(crate) async fn point(db: &DatabaseConnection, id: Uuid) -> Result<Option<(f64, f64)>, DbErr> {
+    let row = db
+        .query_one(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT ST_Y(point::geometry) AS lat, ST_X(point::geometry) AS lng FROM knoten WHERE id = $1",
+            [id.into()],
+        ))
+        .await?;
+    let Some(row) = row else { return Ok(None) };
+    let lat: Option<f64> = row.try_get("", "lat")?;
+    let lng: Option<f64> = row.try_get("", "lng")?;
+    Ok(lat.zip(lng))
+}
+
+/// Who tied a Knoten: `None` if there is no such Knoten, `Some(None)` for a system Knoten.
+pub(crate) async fn creator(
+    db: &DatabaseConnection,
+    id: Uuid,
+) -> Result<Option<Option<Uuid>>, DbErr> {
+    let row = db
+        .query_one(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT created_by FROM knoten WHERE id = $1",
+            [id.into()],
+        ))
+        .await?;
+    row.map(|r| r.try_get("", "created_by")).transpose()
+}
+
+/// Whether `rolle` tied the Knoten or has a live thread to it (who may edit its design area).
+pub(crate) async fn is_creator_or_participant(
+    db: &DatabaseConnection,
+    knoten: Uuid,
+    rolle: Uuid,
+) -> Result<bool, DbErr> {
+    let row = db
+        .query_one(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT EXISTS (SELECT 1 FROM knoten WHERE id = $1 AND created_by = $2) \
+                 OR EXISTS (SELECT 1 FROM faeden WHERE to_knoten = $1 AND from_rolle = $2 AND decayed_at IS NULL \
+                            AND (is_yarn OR expires_at > now())) AS ok",
+            [knoten.into(), rolle.into()],
+        ))
+        .await?;
+    Ok(match row {
+        Some(r) => r.try_get("", "ok")?,
+        None => false,
+    })
+}
