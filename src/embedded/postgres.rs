@@ -1,5 +1,6 @@
 //! The embedded PostgreSQL of `weberei up`: finding the binaries, initdb and pg_ctl (as the
-//! `postgres` system user when run as root), PostGIS check, and the `weberei` database.
+//! `postgres` system user when run as root), PostGIS check, and the `weberei` database. The
+//! cluster lives under `<data>/pg` and is run by pg_ctl (the postmaster detaches from us).
 
 use super::*;
 
@@ -450,5 +451,29 @@ pub(super) fn check_reachable(data_dir: &Path, user: &SystemUser) -> Result<()> 
     Ok(())
 }
 
-// ---------------------------------------------------------------------------------------------
-// Shared helpers
+fn effective_uid() -> Result<u32> {
+    let status =
+        std::fs::read_to_string("/proc/self/status").context("reading /proc/self/status")?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|ids| ids.split_whitespace().nth(1))
+        .and_then(|euid| euid.parse().ok())
+        .ok_or_else(|| anyhow!("no effective uid in /proc/self/status"))
+}
+
+fn system_user(name: &str) -> Option<SystemUser> {
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    passwd.lines().find_map(|line| {
+        let mut fields = line.split(':');
+        if fields.next()? != name {
+            return None;
+        }
+        let _password = fields.next()?;
+        Some(SystemUser {
+            name: name.to_owned(),
+            uid: fields.next()?.parse().ok()?,
+            gid: fields.next()?.parse().ok()?,
+        })
+    })
+}
