@@ -1,9 +1,20 @@
 //! Roles, their data keys and sessions: `rollen` (as read by the API), the API's own tables
 //! `rolle_keys` and `sessions`, and the one-statement export of everything about a role.
+//!
+//! SeaORM throughout, except where PostGIS reads the home point (`ST_X`/`ST_Y`: the entity maps
+//! `rollen.point` as a `String` sqlx cannot decode, so `rollen` is never loaded whole) and the
+//! export (one `json_build_object` statement over ten tables: one consistent snapshot).
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, Statement};
+use entity::{rolle_keys, rollen, sessions};
+use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::{
+    ActiveValue, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait,
+    QueryFilter, QueryOrder, QuerySelect, Statement,
+};
 use uuid::Uuid;
+
+use super::utc;
 
 /// A role as the map shows it. `lat`/`lng` are its home cell's centre.
 #[derive(Debug, Clone)]
@@ -56,30 +67,37 @@ pub(crate) async fn verifications(
     db: &DatabaseConnection,
     ids: &[Uuid],
 ) -> Result<Vec<VerificationRow>, DbErr> {
-    let rows = db
-        .query_all(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            "SELECT id, verified_at, verified_by, verification_confirmations, is_admin \
-             FROM rollen WHERE id = ANY($1)",
-            [ids.to_vec().into()],
-        ))
+    let rows: Vec<VerificationTuple> = rollen::Entity::find()
+        .select_only()
+        .columns([
+            rollen::Column::Id,
+            rollen::Column::VerifiedAt,
+            rollen::Column::VerifiedBy,
+            rollen::Column::VerificationConfirmations,
+            rollen::Column::IsAdmin,
+        ])
+        .filter(rollen::Column::Id.is_in(ids.iter().copied()))
+        .into_tuple()
+        .all(db)
         .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(VerificationRow {
-                id: r.try_get("", "id")?,
-                verified_at: r.try_get("", "verified_at")?,
-                verified_by: r
-                    .try_get::<Option<Vec<Uuid>>>("", "verified_by")?
-                    .unwrap_or_default(),
-                confirmations: r
-                    .try_get::<Option<Vec<Uuid>>>("", "verification_confirmations")?
-                    .unwrap_or_default(),
-                is_admin: r.try_get::<Option<bool>>("", "is_admin")?.unwrap_or(false),
-            })
-        })
-        .collect()
+    Ok(rows
+        .into_iter()
+        .map(
+            |(id, verified_at, verified_by, confirmations, is_admin)| VerificationRow {
+                id,
+                verified_at: verified_at.map(utc),
+                verified_by,
+                confirmations,
+                is_admin,
+            },
+        )
+        .collect())
 }
+
+type DateTimeTz = sea_orm::prelude::DateTimeWithTimeZone;
+
+/// `(id, verified_at, verified_by, verification_confirmations, is_admin)`.
+type VerificationTuple = (Uuid, Option<DateTimeTz>, Vec<Uuid>, Vec<Uuid>, bool);
 
 /// What the projection knows of a role that exists (registered, not deleted).
 #[derive(Debug, Clone, Copy)]
@@ -93,20 +111,17 @@ pub(crate) async fn role_facts(
     db: &DatabaseConnection,
     id: Uuid,
 ) -> Result<Option<RoleFacts>, DbErr> {
-    let row = db
-        .query_one(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            "SELECT h3, verified_at IS NOT NULL AS verified FROM rollen WHERE id = $1 AND deleted_at IS NULL",
-            [id.into()],
-        ))
+    let row: Option<(i64, Option<DateTimeTz>)> = rollen::Entity::find_by_id(id)
+        .select_only()
+        .columns([rollen::Column::H3, rollen::Column::VerifiedAt])
+        .filter(rollen::Column::DeletedAt.is_null())
+        .into_tuple()
+        .one(db)
         .await?;
-    row.map(|r| {
-        Ok(RoleFacts {
-            verified: r.try_get("", "verified")?,
-            h3: r.try_get("", "h3")?,
-        })
-    })
-    .transpose()
+    Ok(row.map(|(h3, verified_at)| RoleFacts {
+        verified: verified_at.is_some(),
+        h3,
+    }))
 }
 
 /// The data key of a role, if it still exists (it is destroyed when the role is deleted).
@@ -114,16 +129,12 @@ pub(crate) async fn data_key(
     db: &DatabaseConnection,
     rolle: Uuid,
 ) -> Result<Option<[u8; 32]>, DbErr> {
-    let row = db
-        .query_one(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            "SELECT key FROM rolle_keys WHERE rolle_id = $1 AND key IS NOT NULL",
-            [rolle.into()],
-        ))
-        .await?;
-    let Some(row) = row else { return Ok(None) };
-    let key: Vec<u8> = row.try_get("", "key")?;
-    Ok(key.try_into().ok())
+    let key = rolle_keys::Entity::find_by_id(rolle)
+        .filter(rolle_keys::Column::Key.is_not_null())
+        .one(db)
+        .await?
+        .and_then(|k| k.key);
+    Ok(key.and_then(|k| k.try_into().ok()))
 }
 
 /// Store a data key for a role unless it has one (or had one: a destroyed key stays destroyed).
@@ -132,12 +143,19 @@ pub(crate) async fn insert_data_key(
     rolle: Uuid,
     key: [u8; 32],
 ) -> Result<(), DbErr> {
-    db.execute(Statement::from_sql_and_values(
-        DbBackend::Postgres,
-        "INSERT INTO rolle_keys (rolle_id, key) VALUES ($1, $2) ON CONFLICT (rolle_id) DO NOTHING",
-        [rolle.into(), key.to_vec().into()],
-    ))
-    .await?;
+    let row = rolle_keys::ActiveModel {
+        rolle_id: ActiveValue::Set(rolle),
+        key: ActiveValue::Set(Some(key.to_vec())),
+        ..Default::default()
+    };
+    rolle_keys::Entity::insert(row)
+        .on_conflict(
+            OnConflict::column(rolle_keys::Column::RolleId)
+                .do_nothing()
+                .to_owned(),
+        )
+        .exec_without_returning(db)
+        .await?;
     Ok(())
 }
 
@@ -147,16 +165,18 @@ pub(crate) async fn touch_session(
     db: &DatabaseConnection,
     token_hash: &str,
 ) -> Result<Option<(Uuid, Uuid)>, DbErr> {
-    let row = db
-        .query_one(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            "UPDATE sessions SET last_seen_at = CASE WHEN last_seen_at < now() - interval '1 minute' THEN now() ELSE last_seen_at END \
-             WHERE token_hash = $1 AND revoked_at IS NULL RETURNING id, rolle_id",
-            [token_hash.into()],
-        ))
+    let touched = sessions::Entity::update_many()
+        .col_expr(
+            sessions::Column::LastSeenAt,
+            Expr::cust(
+                "CASE WHEN last_seen_at < now() - interval '1 minute' THEN now() ELSE last_seen_at END",
+            ),
+        )
+        .filter(sessions::Column::TokenHash.eq(token_hash))
+        .filter(sessions::Column::RevokedAt.is_null())
+        .exec_with_returning(db)
         .await?;
-    row.map(|r| Ok((r.try_get("", "id")?, r.try_get("", "rolle_id")?)))
-        .transpose()
+    Ok(touched.into_iter().next().map(|s| (s.id, s.rolle_id)))
 }
 
 /// A new session row.
@@ -170,12 +190,19 @@ pub(crate) struct NewSession {
 }
 
 pub(crate) async fn insert_session(db: &DatabaseConnection, s: NewSession) -> Result<(), DbErr> {
-    db.execute(Statement::from_sql_and_values(
-        DbBackend::Postgres,
-        "INSERT INTO sessions (id, rolle_id, token_hash, created_at, last_seen_at, ua_hash, label) VALUES ($1, $2, $3, $4, $4, $5, $6)",
-        [s.id.into(), s.rolle_id.into(), s.token_hash.into(), s.now.into(), s.ua_hash.into(), s.label.into()],
-    ))
-    .await?;
+    let row = sessions::ActiveModel {
+        id: ActiveValue::Set(s.id),
+        rolle_id: ActiveValue::Set(s.rolle_id),
+        token_hash: ActiveValue::Set(s.token_hash),
+        created_at: ActiveValue::Set(s.now.into()),
+        last_seen_at: ActiveValue::Set(s.now.into()),
+        revoked_at: ActiveValue::NotSet,
+        ua_hash: ActiveValue::Set(s.ua_hash),
+        label: ActiveValue::Set(s.label),
+    };
+    sessions::Entity::insert(row)
+        .exec_without_returning(db)
+        .await?;
     Ok(())
 }
 
@@ -185,14 +212,17 @@ pub(crate) async fn revoke_session(
     rolle_id: Uuid,
     session_id: Uuid,
 ) -> Result<bool, DbErr> {
-    let r = db
-        .execute(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            "UPDATE sessions SET revoked_at = now() WHERE id = $1 AND rolle_id = $2 AND revoked_at IS NULL",
-            [session_id.into(), rolle_id.into()],
-        ))
+    let r = sessions::Entity::update_many()
+        .col_expr(
+            sessions::Column::RevokedAt,
+            Expr::current_timestamp().into(),
+        )
+        .filter(sessions::Column::Id.eq(session_id))
+        .filter(sessions::Column::RolleId.eq(rolle_id))
+        .filter(sessions::Column::RevokedAt.is_null())
+        .exec(db)
         .await?;
-    Ok(r.rows_affected() == 1)
+    Ok(r.rows_affected == 1)
 }
 
 /// Revoke every live session of a role.
@@ -200,12 +230,15 @@ pub(crate) async fn revoke_all_sessions(
     db: &DatabaseConnection,
     rolle_id: Uuid,
 ) -> Result<(), DbErr> {
-    db.execute(Statement::from_sql_and_values(
-        DbBackend::Postgres,
-        "UPDATE sessions SET revoked_at = now() WHERE rolle_id = $1 AND revoked_at IS NULL",
-        [rolle_id.into()],
-    ))
-    .await?;
+    sessions::Entity::update_many()
+        .col_expr(
+            sessions::Column::RevokedAt,
+            Expr::current_timestamp().into(),
+        )
+        .filter(sessions::Column::RolleId.eq(rolle_id))
+        .filter(sessions::Column::RevokedAt.is_null())
+        .exec(db)
+        .await?;
     Ok(())
 }
 
@@ -223,23 +256,21 @@ pub(crate) async fn live_sessions(
     db: &DatabaseConnection,
     rolle_id: Uuid,
 ) -> Result<Vec<SessionRow>, DbErr> {
-    let rows = db
-        .query_all(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            "SELECT id, label, created_at, last_seen_at FROM sessions WHERE rolle_id = $1 AND revoked_at IS NULL ORDER BY created_at DESC",
-            [rolle_id.into()],
-        ))
+    let rows = sessions::Entity::find()
+        .filter(sessions::Column::RolleId.eq(rolle_id))
+        .filter(sessions::Column::RevokedAt.is_null())
+        .order_by_desc(sessions::Column::CreatedAt)
+        .all(db)
         .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(SessionRow {
-                id: r.try_get("", "id")?,
-                label: r.try_get("", "label")?,
-                created_at: r.try_get("", "created_at")?,
-                last_seen_at: r.try_get("", "last_seen_at")?,
-            })
+    Ok(rows
+        .into_iter()
+        .map(|r| SessionRow {
+            id: r.id,
+            label: r.label,
+            created_at: utc(r.created_at),
+            last_seen_at: utc(r.last_seen_at),
         })
-        .collect()
+        .collect())
 }
 
 /// Everything about a role as one JSON document (one statement: one consistent snapshot), or

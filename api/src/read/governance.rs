@@ -1,12 +1,21 @@
 //! The Webrat as projected: `antraege`, `stimmen`, `einsprueche`, `antrag_counted_votes`,
 //! `delegationen` and `flags`, and the facts the governance commands need from them.
+//!
+//! SeaORM throughout, except the moderation threads' page (an aggregate keyset: `GROUP BY
+//! target_id HAVING bool_or(..)` ordered by `max(created_at)`), which stays SQL.
 
 use chrono::{DateTime, Utc};
 use domain::events::{CountedVote, FlagTargetKind, Vote};
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, QueryResult, Statement};
+use entity::sea_orm_active_enums as db_enums;
+use entity::{antraege, antrag_counted_votes, delegationen, einsprueche, flags, rollen, stimmen};
+use sea_orm::sea_query::{Expr, Query};
+use sea_orm::{
+    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Statement,
+};
 use uuid::Uuid;
 
-use super::Keyset;
+use super::{Keyset, utc};
 
 /// Where an Antrag stands, as `antraege.status` holds it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,24 +26,47 @@ pub(crate) enum AntragStatus {
     QuorumVerfehlt,
 }
 
-impl AntragStatus {
-    fn as_db(self) -> &'static str {
-        match self {
-            Self::Offen => "offen",
-            Self::Angenommen => "angenommen",
-            Self::Abgelehnt => "abgelehnt",
-            Self::QuorumVerfehlt => "quorum_verfehlt",
-        }
-    }
-
-    fn from_db(s: &str) -> Self {
+impl From<AntragStatus> for db_enums::AntragStatus {
+    fn from(s: AntragStatus) -> Self {
         match s {
-            "angenommen" => Self::Angenommen,
-            "abgelehnt" => Self::Abgelehnt,
-            "quorum_verfehlt" => Self::QuorumVerfehlt,
-            _ => Self::Offen,
+            AntragStatus::Offen => Self::Offen,
+            AntragStatus::Angenommen => Self::Angenommen,
+            AntragStatus::Abgelehnt => Self::Abgelehnt,
+            AntragStatus::QuorumVerfehlt => Self::QuorumVerfehlt,
         }
     }
+}
+
+impl From<db_enums::AntragStatus> for AntragStatus {
+    fn from(s: db_enums::AntragStatus) -> Self {
+        match s {
+            db_enums::AntragStatus::Offen => Self::Offen,
+            db_enums::AntragStatus::Angenommen => Self::Angenommen,
+            db_enums::AntragStatus::Abgelehnt => Self::Abgelehnt,
+            db_enums::AntragStatus::QuorumVerfehlt => Self::QuorumVerfehlt,
+        }
+    }
+}
+
+fn vote(v: db_enums::Vote) -> Vote {
+    match v {
+        db_enums::Vote::Ja => Vote::Ja,
+        db_enums::Vote::Nein => Vote::Nein,
+        db_enums::Vote::Enthaltung => Vote::Enthaltung,
+    }
+}
+
+/// `(created_at, id)` after (`Greater`) or before (`Less`) a keyset position.
+fn keyset<C: ColumnTrait>(ts: C, id: C, at: Keyset, after: bool) -> Condition {
+    let (t, i) = at;
+    let (t1, i1) = if after {
+        (ts.gt(t), id.gt(i))
+    } else {
+        (ts.lt(t), id.lt(i))
+    };
+    Condition::any()
+        .add(t1)
+        .add(Condition::all().add(ts.eq(t)).add(i1))
 }
 
 /// An Antrag as projected; the counts are those of the decision (or of the tally so far).
@@ -58,30 +90,35 @@ pub(crate) struct AntragRow {
     pub quorum_percent: Option<i64>,
 }
 
-const ANTRAG_COLUMNS: &str = "id, weavery_h3, title, content, status::text AS status, created_by, \
-    created_at, decision_deadline, decided_at, quorum_reached, ja::bigint AS ja, nein::bigint AS nein, \
-    enthaltung::bigint AS enthaltung, participation::bigint AS participation, \
-    active_roles::bigint AS active_roles, quorum_percent::bigint AS quorum_percent";
+impl From<antraege::Model> for AntragRow {
+    fn from(m: antraege::Model) -> Self {
+        Self {
+            id: m.id,
+            weavery_h3: m.weavery_h3,
+            title: m.title,
+            content: m.content,
+            status: m.status.into(),
+            created_by: m.created_by,
+            created_at: utc(m.created_at),
+            decision_deadline: utc(m.decision_deadline),
+            decided_at: m.decided_at.map(utc),
+            quorum_reached: m.quorum_reached,
+            ja: Some(i64::from(m.ja)),
+            nein: Some(i64::from(m.nein)),
+            enthaltung: Some(i64::from(m.enthaltung)),
+            participation: m.participation.map(i64::from),
+            active_roles: m.active_roles.map(i64::from),
+            quorum_percent: m.quorum_percent.map(i64::from),
+        }
+    }
+}
 
-fn row_to_antrag(row: &QueryResult) -> Result<AntragRow, DbErr> {
-    Ok(AntragRow {
-        id: row.try_get("", "id")?,
-        weavery_h3: row.try_get("", "weavery_h3")?,
-        title: row.try_get("", "title")?,
-        content: row.try_get("", "content")?,
-        status: AntragStatus::from_db(&row.try_get::<String>("", "status")?),
-        created_by: row.try_get("", "created_by")?,
-        created_at: row.try_get("", "created_at")?,
-        decision_deadline: row.try_get("", "decision_deadline")?,
-        decided_at: row.try_get("", "decided_at")?,
-        quorum_reached: row.try_get("", "quorum_reached")?,
-        ja: row.try_get("", "ja")?,
-        nein: row.try_get("", "nein")?,
-        enthaltung: row.try_get("", "enthaltung")?,
-        participation: row.try_get("", "participation")?,
-        active_roles: row.try_get("", "active_roles")?,
-        quorum_percent: row.try_get("", "quorum_percent")?,
-    })
+fn visible_antraege(status: Option<AntragStatus>) -> sea_orm::Select<antraege::Entity> {
+    let q = antraege::Entity::find().filter(antraege::Column::HiddenAt.is_null());
+    match status {
+        Some(s) => q.filter(antraege::Column::Status.eq(db_enums::AntragStatus::from(s))),
+        None => q,
+    }
 }
 
 /// The Webereien (H3 cells) that have visible Anträge (with this status).
@@ -89,15 +126,13 @@ pub(crate) async fn webereien(
     db: &DatabaseConnection,
     status: Option<AntragStatus>,
 ) -> Result<Vec<i64>, DbErr> {
-    let rows = db
-        .query_all(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            "SELECT DISTINCT weavery_h3 FROM antraege WHERE hidden_at IS NULL \
-             AND ($1::text IS NULL OR status::text = $1)",
-            [status.map(|s| s.as_db().to_owned()).into()],
-        ))
-        .await?;
-    rows.iter().map(|r| r.try_get("", "weavery_h3")).collect()
+    visible_antraege(status)
+        .select_only()
+        .column(antraege::Column::WeaveryH3)
+        .distinct()
+        .into_tuple()
+        .all(db)
+        .await
 }
 
 /// Visible Anträge of these Webereien (with this status), newest first, before `before`.
@@ -108,24 +143,20 @@ pub(crate) async fn antraege_page(
     before: Keyset,
     limit: u64,
 ) -> Result<Vec<AntragRow>, DbErr> {
-    let rows = db
-        .query_all(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            format!(
-                "SELECT {ANTRAG_COLUMNS} FROM antraege WHERE hidden_at IS NULL \
-                 AND weavery_h3 = ANY($1) AND ($2::text IS NULL OR status::text = $2) \
-                 AND (created_at, id) < ($3, $4) ORDER BY created_at DESC, id DESC LIMIT $5"
-            ),
-            [
-                cells.into(),
-                status.map(|s| s.as_db().to_owned()).into(),
-                before.0.into(),
-                before.1.into(),
-                i64::try_from(limit).unwrap_or(i64::MAX).into(),
-            ],
+    let rows = visible_antraege(status)
+        .filter(antraege::Column::WeaveryH3.is_in(cells))
+        .filter(keyset(
+            antraege::Column::CreatedAt,
+            antraege::Column::Id,
+            before,
+            false,
         ))
+        .order_by_desc(antraege::Column::CreatedAt)
+        .order_by_desc(antraege::Column::Id)
+        .limit(limit)
+        .all(db)
         .await?;
-    rows.iter().map(row_to_antrag).collect()
+    Ok(rows.into_iter().map(Into::into).collect())
 }
 
 /// Visible Anträge by id.
@@ -133,16 +164,11 @@ pub(crate) async fn antraege(
     db: &DatabaseConnection,
     ids: &[Uuid],
 ) -> Result<Vec<AntragRow>, DbErr> {
-    let rows = db
-        .query_all(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            format!(
-                "SELECT {ANTRAG_COLUMNS} FROM antraege WHERE id = ANY($1) AND hidden_at IS NULL"
-            ),
-            [ids.to_vec().into()],
-        ))
+    let rows = visible_antraege(None)
+        .filter(antraege::Column::Id.is_in(ids.iter().copied()))
+        .all(db)
         .await?;
-    rows.iter().map(row_to_antrag).collect()
+    Ok(rows.into_iter().map(Into::into).collect())
 }
 
 /// The Weberei of an Antrag (hidden ones too).
@@ -150,23 +176,12 @@ pub(crate) async fn antrag_weberei(
     db: &DatabaseConnection,
     id: Uuid,
 ) -> Result<Option<i64>, DbErr> {
-    let row = db
-        .query_one(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            "SELECT weavery_h3 FROM antraege WHERE id = $1",
-            [id.into()],
-        ))
-        .await?;
-    row.map(|r| r.try_get("", "weavery_h3")).transpose()
-}
-
-fn parse_vote(s: &str) -> Result<Vote, DbErr> {
-    match s {
-        "ja" => Ok(Vote::Ja),
-        "nein" => Ok(Vote::Nein),
-        "enthaltung" => Ok(Vote::Enthaltung),
-        other => Err(DbErr::Custom(format!("unknown vote {other:?}"))),
-    }
+    antraege::Entity::find_by_id(id)
+        .select_only()
+        .column(antraege::Column::WeaveryH3)
+        .into_tuple()
+        .one(db)
+        .await
 }
 
 /// A direct vote.
@@ -183,24 +198,22 @@ pub(crate) async fn direct_votes(
     db: &DatabaseConnection,
     antraege: &[Uuid],
 ) -> Result<Vec<StimmeRow>, DbErr> {
-    let rows = db
-        .query_all(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            "SELECT antrag_id, rolle_id, vote::text AS vote, created_at FROM stimmen \
-             WHERE antrag_id = ANY($1) AND delegated_from IS NULL ORDER BY created_at, rolle_id",
-            [antraege.to_vec().into()],
-        ))
+    let rows = stimmen::Entity::find()
+        .filter(stimmen::Column::AntragId.is_in(antraege.iter().copied()))
+        .filter(stimmen::Column::DelegatedFrom.is_null())
+        .order_by_asc(stimmen::Column::CreatedAt)
+        .order_by_asc(stimmen::Column::RolleId)
+        .all(db)
         .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(StimmeRow {
-                antrag_id: r.try_get("", "antrag_id")?,
-                rolle_id: r.try_get("", "rolle_id")?,
-                vote: parse_vote(&r.try_get::<String>("", "vote")?)?,
-                created_at: r.try_get("", "created_at")?,
-            })
+    Ok(rows
+        .into_iter()
+        .map(|r| StimmeRow {
+            antrag_id: r.antrag_id,
+            rolle_id: r.rolle_id,
+            vote: vote(r.vote),
+            created_at: utc(r.created_at),
         })
-        .collect()
+        .collect())
 }
 
 /// An objection.
@@ -217,24 +230,29 @@ pub(crate) async fn einsprueche(
     db: &DatabaseConnection,
     antraege: &[Uuid],
 ) -> Result<Vec<EinspruchRow>, DbErr> {
-    let rows = db
-        .query_all(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            "SELECT antrag_id, \"by\", reason, created_at FROM einsprueche \
-             WHERE antrag_id = ANY($1) ORDER BY created_at, \"by\"",
-            [antraege.to_vec().into()],
-        ))
+    let rows = einsprueche::Entity::find()
+        .filter(einsprueche::Column::AntragId.is_in(antraege.iter().copied()))
+        .order_by_asc(einsprueche::Column::CreatedAt)
+        .order_by_asc(einsprueche::Column::By)
+        .all(db)
         .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(EinspruchRow {
-                antrag_id: r.try_get("", "antrag_id")?,
-                by: r.try_get("", "by")?,
-                reason: r.try_get("", "reason")?,
-                created_at: r.try_get("", "created_at")?,
-            })
+    Ok(rows
+        .into_iter()
+        .map(|r| EinspruchRow {
+            antrag_id: r.antrag_id,
+            by: r.by,
+            reason: r.reason,
+            created_at: utc(r.created_at),
         })
-        .collect()
+        .collect())
+}
+
+/// Delegations in force now (not revoked, not ended, `valid_until` after the database's now).
+fn delegations_in_force_now() -> sea_orm::Select<delegationen::Entity> {
+    delegationen::Entity::find()
+        .filter(delegationen::Column::RevokedAt.is_null())
+        .filter(delegationen::Column::EndedAt.is_null())
+        .filter(Expr::col(delegationen::Column::ValidUntil).gt(Expr::current_timestamp()))
 }
 
 /// `(from, to)` of every delegation in force now whose delegator may vote (verified, not
@@ -242,17 +260,22 @@ pub(crate) async fn einsprueche(
 pub(crate) async fn active_delegations(
     db: &DatabaseConnection,
 ) -> Result<Vec<(Uuid, Uuid)>, DbErr> {
-    let rows = db
-        .query_all(Statement::from_string(
-            DbBackend::Postgres,
-            "SELECT d.from_rolle, d.to_rolle FROM delegationen d JOIN rollen r ON r.id = d.from_rolle \
-             WHERE d.revoked_at IS NULL AND d.ended_at IS NULL AND d.valid_until > now() \
-             AND r.verified_at IS NOT NULL AND r.deleted_at IS NULL",
-        ))
-        .await?;
-    rows.iter()
-        .map(|r| Ok((r.try_get("", "from_rolle")?, r.try_get("", "to_rolle")?)))
-        .collect()
+    let may_vote = Query::select()
+        .column(rollen::Column::Id)
+        .from(rollen::Entity)
+        .and_where(rollen::Column::VerifiedAt.is_not_null())
+        .and_where(rollen::Column::DeletedAt.is_null())
+        .to_owned();
+    delegations_in_force_now()
+        .select_only()
+        .columns([
+            delegationen::Column::FromRolle,
+            delegationen::Column::ToRolle,
+        ])
+        .filter(delegationen::Column::FromRolle.in_subquery(may_vote))
+        .into_tuple()
+        .all(db)
+        .await
 }
 
 /// Every voice counted in an Antrag's decision, by voice.
@@ -260,38 +283,28 @@ pub(crate) async fn counted_votes(
     db: &DatabaseConnection,
     antrag: Uuid,
 ) -> Result<Vec<CountedVote>, DbErr> {
-    let rows = db
-        .query_all(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            "SELECT rolle, vote::text AS vote, delegated_from FROM antrag_counted_votes \
-             WHERE antrag_id = $1 ORDER BY voice",
-            [antrag.into()],
-        ))
+    let rows = antrag_counted_votes::Entity::find()
+        .filter(antrag_counted_votes::Column::AntragId.eq(antrag))
+        .order_by_asc(antrag_counted_votes::Column::Voice)
+        .all(db)
         .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(CountedVote {
-                rolle: r.try_get("", "rolle")?,
-                vote: parse_vote(&r.try_get::<String>("", "vote")?)?,
-                delegated_from: r.try_get("", "delegated_from")?,
-            })
+    Ok(rows
+        .into_iter()
+        .map(|r| CountedVote {
+            rolle: r.rolle,
+            vote: vote(r.vote),
+            delegated_from: r.delegated_from,
         })
-        .collect()
+        .collect())
 }
 
 /// How many voices of an Antrag's decision were counted through a delegation.
 pub(crate) async fn count_delegated(db: &DatabaseConnection, antrag: Uuid) -> Result<u64, DbErr> {
-    let row = db
-        .query_one(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            "SELECT count(*) AS n FROM antrag_counted_votes WHERE antrag_id = $1 AND delegated_from IS NOT NULL",
-            [antrag.into()],
-        ))
-        .await?;
-    Ok(match row {
-        Some(r) => u64::try_from(r.try_get::<i64>("", "n")?).unwrap_or(0),
-        None => 0,
-    })
+    antrag_counted_votes::Entity::find()
+        .filter(antrag_counted_votes::Column::AntragId.eq(antrag))
+        .filter(antrag_counted_votes::Column::DelegatedFrom.is_not_null())
+        .count(db)
+        .await
 }
 
 /// A delegation.
@@ -312,31 +325,30 @@ pub(crate) async fn delegations_in_force(
     db: &DatabaseConnection,
     rolle: Uuid,
 ) -> Result<Vec<DelegationRow>, DbErr> {
-    let rows = db
-        .query_all(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            "SELECT from_rolle, to_rolle, valid_until, created_at, revoked_at, \
-             ended_at, ended_reason::text AS ended_reason, \
-             (revoked_at IS NULL AND ended_at IS NULL AND valid_until > now()) AS active FROM delegationen \
-             WHERE (from_rolle = $1 OR to_rolle = $1) AND revoked_at IS NULL \
-             AND ended_at IS NULL AND valid_until > now() ORDER BY created_at, from_rolle",
-            [rolle.into()],
-        ))
+    let rows = delegations_in_force_now()
+        .filter(
+            Condition::any()
+                .add(delegationen::Column::FromRolle.eq(rolle))
+                .add(delegationen::Column::ToRolle.eq(rolle)),
+        )
+        .order_by_asc(delegationen::Column::CreatedAt)
+        .order_by_asc(delegationen::Column::FromRolle)
+        .all(db)
         .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(DelegationRow {
-                from_rolle: r.try_get("", "from_rolle")?,
-                to_rolle: r.try_get("", "to_rolle")?,
-                valid_until: r.try_get("", "valid_until")?,
-                created_at: r.try_get("", "created_at")?,
-                revoked_at: r.try_get("", "revoked_at")?,
-                ended_at: r.try_get("", "ended_at")?,
-                ended_reason: r.try_get("", "ended_reason")?,
-                active: r.try_get("", "active")?,
-            })
+    Ok(rows
+        .into_iter()
+        .map(|r| DelegationRow {
+            from_rolle: r.from_rolle,
+            to_rolle: r.to_rolle,
+            valid_until: utc(r.valid_until),
+            created_at: utc(r.created_at),
+            revoked_at: r.revoked_at.map(utc),
+            ended_at: r.ended_at.map(utc),
+            ended_reason: r.ended_reason,
+            // Selected as in force (by the database's clock): active.
+            active: true,
         })
-        .collect()
+        .collect())
 }
 
 /// A flag as projected (`target_kind`, `outcome` as stored).
@@ -355,35 +367,26 @@ pub(crate) struct FlagRow {
     pub resolved_at: Option<DateTime<Utc>>,
 }
 
-const FLAG_COLUMNS: &str = "id, target_kind::text AS target_kind, target_id, reason::text AS reason, \
-    raised_by, author_of_target, created_at, outcome::text AS outcome, \
-    resolution_reason::text AS resolution_reason, resolved_by, resolved_at";
-
-fn row_to_flag(r: &QueryResult) -> Result<FlagRow, DbErr> {
-    Ok(FlagRow {
-        id: r.try_get("", "id")?,
-        target_kind: r.try_get("", "target_kind")?,
-        target_id: r.try_get("", "target_id")?,
-        reason: r.try_get("", "reason")?,
-        raised_by: r.try_get("", "raised_by")?,
-        author_of_target: r.try_get("", "author_of_target")?,
-        created_at: r.try_get("", "created_at")?,
-        outcome: r.try_get("", "outcome")?,
-        resolution_reason: r.try_get("", "resolution_reason")?,
-        resolved_by: r.try_get("", "resolved_by")?,
-        resolved_at: r.try_get("", "resolved_at")?,
-    })
+impl From<flags::Model> for FlagRow {
+    fn from(r: flags::Model) -> Self {
+        Self {
+            id: r.id,
+            target_kind: r.target_kind,
+            target_id: r.target_id,
+            reason: r.reason,
+            raised_by: r.raised_by,
+            author_of_target: r.author_of_target,
+            created_at: utc(r.created_at),
+            outcome: r.outcome,
+            resolution_reason: r.resolution_reason,
+            resolved_by: r.resolved_by,
+            resolved_at: r.resolved_at.map(utc),
+        }
+    }
 }
 
 pub(crate) async fn flag(db: &DatabaseConnection, id: Uuid) -> Result<Option<FlagRow>, DbErr> {
-    let row = db
-        .query_one(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            format!("SELECT {FLAG_COLUMNS} FROM flags WHERE id = $1"),
-            [id.into()],
-        ))
-        .await?;
-    row.as_ref().map(row_to_flag).transpose()
+    Ok(flags::Entity::find_by_id(id).one(db).await?.map(Into::into))
 }
 
 /// Every flag on these targets, oldest first.
@@ -391,16 +394,13 @@ pub(crate) async fn flags_on(
     db: &DatabaseConnection,
     targets: Vec<Uuid>,
 ) -> Result<Vec<FlagRow>, DbErr> {
-    let rows = db
-        .query_all(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            format!(
-                "SELECT {FLAG_COLUMNS} FROM flags WHERE target_id = ANY($1) ORDER BY created_at, id"
-            ),
-            [targets.into()],
-        ))
+    let rows = flags::Entity::find()
+        .filter(flags::Column::TargetId.is_in(targets))
+        .order_by_asc(flags::Column::CreatedAt)
+        .order_by_asc(flags::Column::Id)
+        .all(db)
         .await?;
-    rows.iter().map(row_to_flag).collect()
+    Ok(rows.into_iter().map(Into::into).collect())
 }
 
 /// Moderation threads (flagged targets) as `(target, last flagged at)`, most recently flagged
@@ -437,17 +437,13 @@ pub(crate) async fn flag_target(
     db: &DatabaseConnection,
     flag: Uuid,
 ) -> Result<Option<(FlagTargetKind, Uuid)>, DbErr> {
-    let row = db
-        .query_one(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            "SELECT target_kind, target_id FROM flags WHERE id = $1",
-            [flag.into()],
-        ))
+    let row: Option<(String, Uuid)> = flags::Entity::find_by_id(flag)
+        .select_only()
+        .columns([flags::Column::TargetKind, flags::Column::TargetId])
+        .into_tuple()
+        .one(db)
         .await?;
-    let Some(row) = row else { return Ok(None) };
-    let kind: String = row.try_get("", "target_kind")?;
-    let id: Uuid = row.try_get("", "target_id")?;
-    Ok(FlagTargetKind::parse(&kind).map(|k| (k, id)))
+    Ok(row.and_then(|(kind, id)| FlagTargetKind::parse(&kind).map(|k| (k, id))))
 }
 
 /// Who filed an Antrag: `None` if there is no such Antrag.
@@ -455,14 +451,12 @@ pub(crate) async fn antrag_creator(
     db: &DatabaseConnection,
     id: Uuid,
 ) -> Result<Option<Option<Uuid>>, DbErr> {
-    let row = db
-        .query_one(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            "SELECT created_by FROM antraege WHERE id = $1",
-            [id.into()],
-        ))
-        .await?;
-    row.map(|r| r.try_get("", "created_by")).transpose()
+    antraege::Entity::find_by_id(id)
+        .select_only()
+        .column(antraege::Column::CreatedBy)
+        .into_tuple()
+        .one(db)
+        .await
 }
 
 /// Who wrote flaggable content, as projected: `None` when it is not projected (or a deleted

@@ -1,10 +1,16 @@
-//! Knoten: the map's nodes as projected (`knoten`). The point is a PostGIS geography, so what
-//! reads it (`ST_X`/`ST_Y`, the box test with `ST_MakeEnvelope`) stays SQL here.
+//! Knoten: the map's nodes as projected (`knoten`). The point is a PostGIS geography that the
+//! entity maps as a `String` sqlx cannot decode, so what reads it (`ST_X`/`ST_Y`, the box test
+//! with `ST_MakeEnvelope`) stays SQL here; the rest is SeaORM (never loading `knoten` whole).
 
 use chrono::{DateTime, Utc};
 use domain::events::KnotenTyp;
 use domain::geo::Bbox;
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, QueryResult, Statement};
+use entity::{faeden, knoten};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait,
+    PaginatorTrait, QueryFilter, QueryResult, QuerySelect, Statement,
+};
 use uuid::Uuid;
 
 use super::Keyset;
@@ -115,33 +121,39 @@ pub(crate) async fn creator(
     db: &DatabaseConnection,
     id: Uuid,
 ) -> Result<Option<Option<Uuid>>, DbErr> {
-    let row = db
-        .query_one(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            "SELECT created_by FROM knoten WHERE id = $1",
-            [id.into()],
-        ))
-        .await?;
-    row.map(|r| r.try_get("", "created_by")).transpose()
+    knoten::Entity::find_by_id(id)
+        .select_only()
+        .column(knoten::Column::CreatedBy)
+        .into_tuple()
+        .one(db)
+        .await
 }
 
 /// Whether `rolle` tied the Knoten or has a live thread to it (who may edit its design area).
 pub(crate) async fn is_creator_or_participant(
     db: &DatabaseConnection,
-    knoten: Uuid,
+    knoten_id: Uuid,
     rolle: Uuid,
 ) -> Result<bool, DbErr> {
-    let row = db
-        .query_one(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            "SELECT EXISTS (SELECT 1 FROM knoten WHERE id = $1 AND created_by = $2) \
-                 OR EXISTS (SELECT 1 FROM faeden WHERE to_knoten = $1 AND from_rolle = $2 AND decayed_at IS NULL \
-                            AND (is_yarn OR expires_at > now())) AS ok",
-            [knoten.into(), rolle.into()],
-        ))
+    let tied = knoten::Entity::find_by_id(knoten_id)
+        .filter(knoten::Column::CreatedBy.eq(rolle))
+        .select_only()
+        .column(knoten::Column::Id)
+        .count(db)
         .await?;
-    Ok(match row {
-        Some(r) => r.try_get("", "ok")?,
-        None => false,
-    })
+    if tied > 0 {
+        return Ok(true);
+    }
+    let live_threads = faeden::Entity::find()
+        .filter(faeden::Column::ToKnoten.eq(knoten_id))
+        .filter(faeden::Column::FromRolle.eq(rolle))
+        .filter(faeden::Column::DecayedAt.is_null())
+        .filter(
+            Condition::any()
+                .add(faeden::Column::IsYarn.eq(true))
+                .add(Expr::col(faeden::Column::ExpiresAt).gt(Expr::current_timestamp())),
+        )
+        .count(db)
+        .await?;
+    Ok(live_threads > 0)
 }

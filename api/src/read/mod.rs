@@ -24,3 +24,8 @@ pub(crate) fn h3_hex(h3: i64) -> String {
         .map(|c| c.to_string())
         .unwrap_or_default()
 }
+
+/// A timestamp as the entities hold it (`timestamptz`, always UTC here) as UTC.
+pub(crate) fn utc(t: sea_orm::prelude::DateTimeWithTimeZone) -> DateTime<Utc> {
+    t.with_timezone(&Utc)
+}

@@ -1,12 +1,21 @@
 //! Threads and rooms: `faeden`, `nachrichten`, @mention look-up, and the fuzzy search over
-//! Knoten, Anträge and roles (pg_trgm `similarity`/`word_similarity` and PostGIS: SQL here).
+//! Knoten, Anträge and roles.
+//!
+//! SeaORM throughout, except the search (pg_trgm `similarity`/`word_similarity` and PostGIS
+//! points) and the mention look-up (`DISTINCT ON` a normalised name, participants first), which
+//! stay SQL.
 
 use chrono::{DateTime, Utc};
 use domain::events::FadenTyp;
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, QueryResult, Statement};
+use entity::sea_orm_active_enums as db_enums;
+use entity::{faeden, nachrichten};
+use sea_orm::{
+    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait,
+    QueryFilter, QueryOrder, QuerySelect, Statement,
+};
 use uuid::Uuid;
 
-use super::Keyset;
+use super::{Keyset, utc};
 
 /// A thread as projected.
 #[derive(Debug, Clone)]
@@ -21,22 +30,23 @@ pub(crate) struct FadenRow {
     pub is_yarn: bool,
 }
 
-fn row_to_faden(row: &QueryResult) -> Result<FadenRow, DbErr> {
-    let typ: String = row.try_get("", "typ")?;
-    Ok(FadenRow {
-        id: row.try_get("", "id")?,
-        typ: match typ.as_str() {
-            "beitrag" => FadenTyp::Beitrag,
-            "mitarbeit" => FadenTyp::Mitarbeit,
-            _ => FadenTyp::Interesse,
-        },
-        from_rolle: row.try_get("", "from_rolle")?,
-        to_knoten: row.try_get("", "to_knoten")?,
-        created_at: row.try_get("", "created_at")?,
-        renewed_at: row.try_get("", "renewed_at")?,
-        expires_at: row.try_get("", "expires_at")?,
-        is_yarn: row.try_get("", "is_yarn")?,
-    })
+impl From<faeden::Model> for FadenRow {
+    fn from(m: faeden::Model) -> Self {
+        Self {
+            id: m.id,
+            typ: match m.typ {
+                db_enums::FadenTyp::Interesse => FadenTyp::Interesse,
+                db_enums::FadenTyp::Beitrag => FadenTyp::Beitrag,
+                db_enums::FadenTyp::Mitarbeit => FadenTyp::Mitarbeit,
+            },
+            from_rolle: m.from_rolle,
+            to_knoten: m.to_knoten,
+            created_at: utc(m.created_at),
+            renewed_at: m.renewed_at.map(utc),
+            expires_at: utc(m.expires_at),
+            is_yarn: m.is_yarn,
+        }
+    }
 }
 
 /// Live (not faded) threads to these Knoten, oldest first.
@@ -44,15 +54,14 @@ pub(crate) async fn live_faeden(
     db: &DatabaseConnection,
     knoten: &[Uuid],
 ) -> Result<Vec<FadenRow>, DbErr> {
-    let rows = db
-        .query_all(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            "SELECT id, typ::text AS typ, from_rolle, to_knoten, created_at, renewed_at, expires_at, is_yarn \
-             FROM faeden WHERE to_knoten = ANY($1) AND decayed_at IS NULL ORDER BY created_at, id",
-            [knoten.to_vec().into()],
-        ))
+    let rows = faeden::Entity::find()
+        .filter(faeden::Column::ToKnoten.is_in(knoten.iter().copied()))
+        .filter(faeden::Column::DecayedAt.is_null())
+        .order_by_asc(faeden::Column::CreatedAt)
+        .order_by_asc(faeden::Column::Id)
+        .all(db)
         .await?;
-    rows.iter().map(row_to_faden).collect()
+    Ok(rows.into_iter().map(Into::into).collect())
 }
 
 /// The Knoten a thread points to.
@@ -60,14 +69,12 @@ pub(crate) async fn faden_knoten(
     db: &DatabaseConnection,
     faden: Uuid,
 ) -> Result<Option<Uuid>, DbErr> {
-    let row = db
-        .query_one(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            "SELECT to_knoten FROM faeden WHERE id = $1",
-            [faden.into()],
-        ))
-        .await?;
-    row.map(|r| r.try_get("", "to_knoten")).transpose()
+    faeden::Entity::find_by_id(faden)
+        .select_only()
+        .column(faeden::Column::ToKnoten)
+        .into_tuple()
+        .one(db)
+        .await
 }
 
 /// A room message as projected.
@@ -81,15 +88,17 @@ pub(crate) struct NachrichtRow {
     pub created_at: DateTime<Utc>,
 }
 
-fn row_to_nachricht(row: &QueryResult) -> Result<NachrichtRow, DbErr> {
-    Ok(NachrichtRow {
-        id: row.try_get("", "id")?,
-        knoten_id: row.try_get("", "knoten_id")?,
-        author: row.try_get("", "author")?,
-        text: row.try_get("", "text")?,
-        mentions: row.try_get("", "mentions")?,
-        created_at: row.try_get("", "created_at")?,
-    })
+impl From<nachrichten::Model> for NachrichtRow {
+    fn from(m: nachrichten::Model) -> Self {
+        Self {
+            id: m.id,
+            knoten_id: m.knoten_id,
+            author: m.author,
+            text: m.text,
+            mentions: m.mentions,
+            created_at: utc(m.created_at),
+        }
+    }
 }
 
 /// One message by id (`None` when it was hidden by moderation).
@@ -97,15 +106,11 @@ pub(crate) async fn nachricht(
     db: &DatabaseConnection,
     id: Uuid,
 ) -> Result<Option<NachrichtRow>, DbErr> {
-    let row = db
-        .query_one(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            "SELECT id, knoten_id, author, text, mentions, created_at FROM nachrichten \
-             WHERE id = $1 AND hidden_at IS NULL",
-            [id.into()],
-        ))
-        .await?;
-    row.as_ref().map(row_to_nachricht).transpose()
+    Ok(nachrichten::Entity::find_by_id(id)
+        .filter(nachrichten::Column::HiddenAt.is_null())
+        .one(db)
+        .await?
+        .map(Into::into))
 }
 
 /// Visible messages of a room strictly between `after` and `before` in `(created_at, id)`
@@ -118,26 +123,33 @@ pub(crate) async fn thread(
     backwards: bool,
     limit: u64,
 ) -> Result<Vec<NachrichtRow>, DbErr> {
-    let order = if backwards { "DESC" } else { "ASC" };
-    let rows = db
-        .query_all(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            format!(
-                "SELECT id, knoten_id, author, text, mentions, created_at FROM nachrichten \
-                 WHERE knoten_id = $1 AND hidden_at IS NULL AND (created_at, id) > ($2, $3) AND (created_at, id) < ($4, $5) \
-                 ORDER BY created_at {order}, id {order} LIMIT $6"
-            ),
-            [
-                knoten.into(),
-                after.0.into(),
-                after.1.into(),
-                before.0.into(),
-                before.1.into(),
-                i64::try_from(limit).unwrap_or(i64::MAX).into(),
-            ],
-        ))
+    use nachrichten::Column as C;
+    let after_cond = Condition::any().add(C::CreatedAt.gt(after.0)).add(
+        Condition::all()
+            .add(C::CreatedAt.eq(after.0))
+            .add(C::Id.gt(after.1)),
+    );
+    let before_cond = Condition::any().add(C::CreatedAt.lt(before.0)).add(
+        Condition::all()
+            .add(C::CreatedAt.eq(before.0))
+            .add(C::Id.lt(before.1)),
+    );
+    let order = if backwards {
+        sea_orm::Order::Desc
+    } else {
+        sea_orm::Order::Asc
+    };
+    let rows = nachrichten::Entity::find()
+        .filter(C::KnotenId.eq(knoten))
+        .filter(C::HiddenAt.is_null())
+        .filter(after_cond)
+        .filter(before_cond)
+        .order_by(C::CreatedAt, order.clone())
+        .order_by(C::Id, order)
+        .limit(limit)
+        .all(db)
         .await?;
-    rows.iter().map(row_to_nachricht).collect()
+    Ok(rows.into_iter().map(Into::into).collect())
 }
 
 /// `@name` tokens (names without spaces, lower case) -> `(token, role)`: among roles with that
@@ -231,12 +243,10 @@ pub(crate) async fn nachricht_author(
     db: &DatabaseConnection,
     id: Uuid,
 ) -> Result<Option<Uuid>, DbErr> {
-    let row = db
-        .query_one(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            "SELECT author FROM nachrichten WHERE id = $1",
-            [id.into()],
-        ))
-        .await?;
-    row.map(|r| r.try_get("", "author")).transpose()
+    nachrichten::Entity::find_by_id(id)
+        .select_only()
+        .column(nachrichten::Column::Author)
+        .into_tuple()
+        .one(db)
+        .await
 }
