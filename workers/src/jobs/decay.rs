@@ -2,13 +2,24 @@
 //! threads from enough distinct roles are twisted (`garn:<id>`), threads to yarn Knoten too;
 //! Knoten and Fäden past `expires_at` decay (`verfall:<id>:<expires_at millis>`). Yarn is
 //! looked at before decay (see the scan order in [`super::JobsWorker::scan_once`]).
+//!
+//! The scans go through the `entity` crate, selecting only the columns they need (`knoten` has
+//! a PostGIS column that must not be loaded). The one raw statement is the yarn scan of
+//! [`JobsWorker::twist_knoten`]: it groups threads per Knoten with `array_agg(DISTINCT ..)`,
+//! `FILTER` and `HAVING count(DISTINCT ..)`, which SeaORM's builder does not express.
 
 use chrono::{DateTime, Utc};
 use domain::aggregate::Aggregate;
 use domain::faden::{Faden, FadenCommand};
 use domain::knoten::{Knoten, KnotenCommand};
+use entity::{faeden, knoten};
 use futures::StreamExt;
-use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement};
+use sea_orm::prelude::DateTimeWithTimeZone;
+use sea_orm::sea_query::{Condition, Expr};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, JoinType, QueryFilter, QueryOrder,
+    QuerySelect, Statement,
+};
 use uuid::Uuid;
 
 use super::{Did, JobsReport, JobsWorker, PARALLEL, count};
@@ -92,23 +103,32 @@ impl JobsWorker {
         now: DateTime<Utc>,
         report: &mut JobsReport,
     ) -> Result<(), DbErr> {
-        let rows = self
-            .db
-            .query_all(Statement::from_sql_and_values(
-                DbBackend::Postgres,
-                "SELECT f.id, f.to_knoten FROM faeden f JOIN knoten k ON k.id = f.to_knoten \
-                 WHERE k.is_yarn AND NOT f.is_yarn AND f.decayed_at IS NULL \
-                   AND f.expires_at > least(coalesce(k.yarn_at, $1), $1) \
-                 ORDER BY f.expires_at LIMIT $2",
-                [now.into(), self.batch().into()],
-            ))
+        // Active at some time since the Knoten became yarn: expires after
+        // least(yarn_at, now), i.e. after now or after yarn_at.
+        let items: Vec<(Uuid, Uuid)> = faeden::Entity::find()
+            .select_only()
+            .columns([faeden::Column::Id, faeden::Column::ToKnoten])
+            .join(
+                JoinType::InnerJoin,
+                faeden::Entity::belongs_to(knoten::Entity)
+                    .from(faeden::Column::ToKnoten)
+                    .to(knoten::Column::Id)
+                    .into(),
+            )
+            .filter(knoten::Column::IsYarn.eq(true))
+            .filter(faeden::Column::IsYarn.eq(false))
+            .filter(faeden::Column::DecayedAt.is_null())
+            .filter(
+                Condition::any().add(faeden::Column::ExpiresAt.gt(now)).add(
+                    Expr::col((faeden::Entity, faeden::Column::ExpiresAt))
+                        .gt(Expr::col((knoten::Entity, knoten::Column::YarnAt))),
+                ),
+            )
+            .order_by_asc(faeden::Column::ExpiresAt)
+            .limit(self.cfg.batch)
+            .into_tuple()
+            .all(&self.db)
             .await?;
-        let mut items = Vec::with_capacity(rows.len());
-        for row in rows {
-            let id: Uuid = row.try_get("", "id")?;
-            let knoten: Uuid = row.try_get("", "to_knoten")?;
-            items.push((id, knoten));
-        }
         let results: Vec<Did> = futures::stream::iter(items)
             .map(|(id, knoten)| self.twist_faden(id, knoten, now))
             .buffer_unordered(PARALLEL)
@@ -135,9 +155,20 @@ impl JobsWorker {
         now: DateTime<Utc>,
         report: &mut JobsReport,
     ) -> Result<(), DbErr> {
-        let (done, failed) = self
-            .decay::<Knoten>("knoten", &KnotenCommand::Verfallen { now }, now)
+        let due: Vec<(Uuid, DateTimeWithTimeZone)> = knoten::Entity::find()
+            .select_only()
+            .columns([knoten::Column::Id, knoten::Column::ExpiresAt])
+            .filter(knoten::Column::DecayedAt.is_null())
+            .filter(knoten::Column::IsYarn.eq(false))
+            .filter(knoten::Column::ExpiresAt.lte(now))
+            .order_by_asc(knoten::Column::ExpiresAt)
+            .limit(self.cfg.batch)
+            .into_tuple()
+            .all(&self.db)
             .await?;
+        let (done, failed) = self
+            .decay::<Knoten>(due, &KnotenCommand::Verfallen { now }, now)
+            .await;
         report.knoten_decayed += done;
         report.failed += failed;
         Ok(())
@@ -148,27 +179,41 @@ impl JobsWorker {
         now: DateTime<Utc>,
         report: &mut JobsReport,
     ) -> Result<(), DbErr> {
-        let (done, failed) = self
-            .decay::<Faden>("faeden", &FadenCommand::Verfallen { now }, now)
+        let due: Vec<(Uuid, DateTimeWithTimeZone)> = faeden::Entity::find()
+            .select_only()
+            .columns([faeden::Column::Id, faeden::Column::ExpiresAt])
+            .filter(faeden::Column::DecayedAt.is_null())
+            .filter(faeden::Column::IsYarn.eq(false))
+            .filter(faeden::Column::ExpiresAt.lte(now))
+            .order_by_asc(faeden::Column::ExpiresAt)
+            .limit(self.cfg.batch)
+            .into_tuple()
+            .all(&self.db)
             .await?;
+        let (done, failed) = self
+            .decay::<Faden>(due, &FadenCommand::Verfallen { now }, now)
+            .await;
         report.faeden_decayed += done;
         report.failed += failed;
         Ok(())
     }
 
-    /// Run `cmd` on every due row of `table`; returns (appended, failed).
+    /// Run `cmd` on every due `(id, expires_at)` (rows that look due at `now`, never more than
+    /// a batch); returns (appended, failed).
     async fn decay<A: Aggregate>(
         &self,
-        table: &'static str,
+        due: Vec<(Uuid, DateTimeWithTimeZone)>,
         cmd: &A::Command,
         now: DateTime<Utc>,
-    ) -> Result<(usize, usize), DbErr>
+    ) -> (usize, usize)
     where
         A::Command: Sync,
     {
-        let due = self.due(table, now).await?;
         let results: Vec<Did> = futures::stream::iter(due)
-            .map(|(id, expires_at)| self.execute::<A>(id, cmd, verfall_msg_id(id, expires_at), now))
+            .map(|(id, expires_at)| {
+                let msg_id = verfall_msg_id(id, expires_at.with_timezone(&Utc));
+                self.execute::<A>(id, cmd, msg_id, now)
+            })
             .buffer_unordered(PARALLEL)
             .collect()
             .await;
@@ -176,30 +221,7 @@ impl JobsWorker {
         for did in results {
             count(did, &mut done, &mut failed);
         }
-        Ok((done, failed))
-    }
-
-    /// Rows of `table` (`knoten` or `faeden`, never user input) that look due at `now`.
-    async fn due(
-        &self,
-        table: &'static str,
-        now: DateTime<Utc>,
-    ) -> Result<Vec<(Uuid, DateTime<Utc>)>, DbErr> {
-        let rows = self
-            .db
-            .query_all(Statement::from_sql_and_values(
-                DbBackend::Postgres,
-                format!(
-                    "SELECT id, expires_at FROM {table} \
-                     WHERE decayed_at IS NULL AND NOT is_yarn AND expires_at <= $1 \
-                     ORDER BY expires_at LIMIT $2"
-                ),
-                [now.into(), self.batch().into()],
-            ))
-            .await?;
-        rows.iter()
-            .map(|row| Ok((row.try_get("", "id")?, row.try_get("", "expires_at")?)))
-            .collect()
+        (done, failed)
     }
 }
 

@@ -1,12 +1,19 @@
 //! The Webrat's timers (DESIGN.md §4 "Governance"): open Anträge past their deadline are
 //! decided once (`entscheidung:<antrag id>`) on the facts at the deadline; delegations past
 //! `valid_until` expire (`ablauf:<from>:<valid_until millis>`).
+//!
+//! Every read goes through the `entity` crate (`rollen` has a PostGIS column, so only the
+//! columns needed are selected).
 
 use chrono::{DateTime, Utc};
 use domain::antrag::{Antrag, AntragCommand, Entscheiden};
 use domain::delegation::{Delegation, DelegationCommand, delegation_id};
+use entity::sea_orm_active_enums::AntragStatus;
+use entity::{antraege, delegationen, rollen};
 use futures::StreamExt;
-use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement};
+use sea_orm::prelude::DateTimeWithTimeZone;
+use sea_orm::sea_query::{Condition, Expr};
+use sea_orm::{ColumnTrait, DbErr, EntityTrait, JoinType, QueryFilter, QueryOrder, QuerySelect};
 use tracing::error;
 use uuid::Uuid;
 
@@ -19,20 +26,22 @@ impl JobsWorker {
         now: DateTime<Utc>,
         report: &mut JobsReport,
     ) -> Result<(), DbErr> {
-        let rows = self
-            .db
-            .query_all(Statement::from_sql_and_values(
-                DbBackend::Postgres,
-                "SELECT id, weavery_h3, decision_deadline FROM antraege \
-                 WHERE status = 'offen' AND decision_deadline <= $1 \
-                 ORDER BY decision_deadline LIMIT $2",
-                [now.into(), self.batch().into()],
-            ))
+        let rows: Vec<(Uuid, i64, DateTimeWithTimeZone)> = antraege::Entity::find()
+            .select_only()
+            .columns([
+                antraege::Column::Id,
+                antraege::Column::WeaveryH3,
+                antraege::Column::DecisionDeadline,
+            ])
+            .filter(antraege::Column::Status.eq(AntragStatus::Offen))
+            .filter(antraege::Column::DecisionDeadline.lte(now))
+            .order_by_asc(antraege::Column::DecisionDeadline)
+            .limit(self.cfg.batch)
+            .into_tuple()
+            .all(&self.db)
             .await?;
-        for row in rows {
-            let id: Uuid = row.try_get("", "id")?;
-            let weberei: i64 = row.try_get("", "weavery_h3")?;
-            let deadline: DateTime<Utc> = row.try_get("", "decision_deadline")?;
+        for (id, weberei, deadline) in rows {
+            let deadline = deadline.with_timezone(&Utc);
             let Some((lo, hi)) = home_range(weberei) else {
                 error!(%id, weberei, "Antrag with a Weberei that is not an H3 cell at WEAVERY_RES");
                 metrics::counter!("wg_jobs_failed_total").increment(1);
@@ -59,44 +68,47 @@ impl JobsWorker {
     /// The quorum base of a Weberei (home cells `lo..=hi`) at `deadline`.
     async fn active_roles(&self, lo: i64, hi: i64, deadline: DateTime<Utc>) -> Result<u64, DbErr> {
         let since = deadline - chrono::Duration::days(self.cfg.active_days);
-        let row = self
-            .db
-            .query_one(Statement::from_sql_and_values(
-                DbBackend::Postgres,
-                "SELECT count(*) AS n FROM rollen \
-                 WHERE h3 BETWEEN $1 AND $2 \
-                   AND verified_at IS NOT NULL AND verified_at <= $3 \
-                   AND (deleted_at IS NULL OR deleted_at > $3) \
-                   AND last_active_at >= $4",
-                [lo.into(), hi.into(), deadline.into(), since.into()],
-            ))
+        let n: Option<i64> = rollen::Entity::find()
+            .select_only()
+            .column_as(Expr::col((rollen::Entity, rollen::Column::Id)).count(), "n")
+            .filter(rollen::Column::H3.between(lo, hi))
+            .filter(verified_and_not_deleted_at(deadline))
+            .filter(rollen::Column::LastActiveAt.gte(since))
+            .into_tuple()
+            .one(&self.db)
             .await?;
-        let n: i64 = match row {
-            Some(row) => row.try_get("", "n")?,
-            None => 0,
-        };
+        let n = n.unwrap_or(0);
         Ok(u64::try_from(n).unwrap_or(0))
     }
 
     /// `(from, to)` of the delegations active at `deadline` whose delegators were entitled to
     /// vote then (verified, not deleted).
     async fn delegations_at(&self, deadline: DateTime<Utc>) -> Result<Vec<(Uuid, Uuid)>, DbErr> {
-        let rows = self
-            .db
-            .query_all(Statement::from_sql_and_values(
-                DbBackend::Postgres,
-                "SELECT d.from_rolle, d.to_rolle FROM delegationen d JOIN rollen r ON r.id = d.from_rolle \
-                 WHERE d.created_at < $1 AND d.valid_until > $1 \
-                   AND (d.ended_at IS NULL OR d.ended_at > $1) \
-                   AND r.verified_at IS NOT NULL AND r.verified_at <= $1 \
-                   AND (r.deleted_at IS NULL OR r.deleted_at > $1) \
-                 ORDER BY d.from_rolle",
-                [deadline.into()],
-            ))
-            .await?;
-        rows.iter()
-            .map(|row| Ok((row.try_get("", "from_rolle")?, row.try_get("", "to_rolle")?)))
-            .collect()
+        delegationen::Entity::find()
+            .select_only()
+            .columns([
+                delegationen::Column::FromRolle,
+                delegationen::Column::ToRolle,
+            ])
+            .join(
+                JoinType::InnerJoin,
+                delegationen::Entity::belongs_to(rollen::Entity)
+                    .from(delegationen::Column::FromRolle)
+                    .to(rollen::Column::Id)
+                    .into(),
+            )
+            .filter(delegationen::Column::CreatedAt.lt(deadline))
+            .filter(delegationen::Column::ValidUntil.gt(deadline))
+            .filter(
+                Condition::any()
+                    .add(delegationen::Column::EndedAt.is_null())
+                    .add(delegationen::Column::EndedAt.gt(deadline)),
+            )
+            .filter(verified_and_not_deleted_at(deadline))
+            .order_by_asc(delegationen::Column::FromRolle)
+            .into_tuple()
+            .all(&self.db)
+            .await
     }
 
     /// Delegations not ended whose `valid_until` has passed: `DelegationAbgelaufen`.
@@ -105,29 +117,26 @@ impl JobsWorker {
         now: DateTime<Utc>,
         report: &mut JobsReport,
     ) -> Result<(), DbErr> {
-        let rows = self
-            .db
-            .query_all(Statement::from_sql_and_values(
-                DbBackend::Postgres,
-                "SELECT from_rolle, valid_until FROM delegationen \
-                 WHERE ended_at IS NULL AND valid_until <= $1 \
-                 ORDER BY valid_until LIMIT $2",
-                [now.into(), self.batch().into()],
-            ))
+        let due: Vec<(Uuid, DateTimeWithTimeZone)> = delegationen::Entity::find()
+            .select_only()
+            .columns([
+                delegationen::Column::FromRolle,
+                delegationen::Column::ValidUntil,
+            ])
+            .filter(delegationen::Column::EndedAt.is_null())
+            .filter(delegationen::Column::ValidUntil.lte(now))
+            .order_by_asc(delegationen::Column::ValidUntil)
+            .limit(self.cfg.batch)
+            .into_tuple()
+            .all(&self.db)
             .await?;
-        let mut due = Vec::with_capacity(rows.len());
-        for row in rows {
-            let from: Uuid = row.try_get("", "from_rolle")?;
-            let valid_until: DateTime<Utc> = row.try_get("", "valid_until")?;
-            due.push((from, valid_until));
-        }
         let cmd = &DelegationCommand::Ablaufen { now };
         let results: Vec<Did> = futures::stream::iter(due)
             .map(|(from, valid_until)| {
                 self.execute::<Delegation>(
                     delegation_id(from),
                     cmd,
-                    ablauf_msg_id(from, valid_until),
+                    ablauf_msg_id(from, valid_until.with_timezone(&Utc)),
                     now,
                 )
             })
@@ -160,4 +169,16 @@ fn home_range(weavery_h3: i64) -> Option<(i64, i64)> {
         return None;
     }
     domain::geo::descendant_range(cell, domain::geo::HOME_RES)
+}
+
+/// Roles verified at `at` and not deleted at or before it (on `rollen`).
+fn verified_and_not_deleted_at(at: DateTime<Utc>) -> Condition {
+    Condition::all()
+        .add(rollen::Column::VerifiedAt.is_not_null())
+        .add(rollen::Column::VerifiedAt.lte(at))
+        .add(
+            Condition::any()
+                .add(rollen::Column::DeletedAt.is_null())
+                .add(rollen::Column::DeletedAt.gt(at)),
+        )
 }

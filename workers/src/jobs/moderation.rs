@@ -3,9 +3,12 @@
 //! (`verborgen:<flag id>`), so the live map and its cursors see the decision.
 
 use chrono::{DateTime, Utc};
-use domain::events::{FlagTarget, FlagTargetKind};
+use std::collections::HashMap;
+
+use domain::events::{FlagOutcome, FlagTarget, FlagTargetKind};
 use domain::knoten::{Knoten, KnotenCommand};
-use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement};
+use entity::{flags, nachrichten};
+use sea_orm::{ColumnTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use uuid::Uuid;
 
 use super::{JobsReport, JobsWorker, count};
@@ -19,24 +22,54 @@ impl JobsWorker {
         now: DateTime<Utc>,
         report: &mut JobsReport,
     ) -> Result<(), DbErr> {
-        let rows = self
-            .db
-            .query_all(Statement::from_sql_and_values(
-                DbBackend::Postgres,
-                "SELECT f.id, f.target_kind, f.target_id,                         CASE f.target_kind WHEN 'knoten' THEN f.target_id ELSE n.knoten_id END AS knoten_id                  FROM flags f LEFT JOIN nachrichten n                    ON f.target_kind = 'nachricht' AND n.id = f.target_id                  WHERE f.outcome = 'hidden' AND f.map_hidden_at IS NULL                    AND f.target_kind IN ('knoten', 'nachricht')                  ORDER BY f.resolved_at LIMIT $1",
-                [self.batch().into()],
-            ))
+        let flags: Vec<(Uuid, String, Uuid)> = flags::Entity::find()
+            .select_only()
+            .columns([
+                flags::Column::Id,
+                flags::Column::TargetKind,
+                flags::Column::TargetId,
+            ])
+            .filter(flags::Column::Outcome.eq(FlagOutcome::Hidden.as_str()))
+            .filter(flags::Column::MapHiddenAt.is_null())
+            .filter(flags::Column::TargetKind.is_in([
+                FlagTargetKind::Knoten.as_str(),
+                FlagTargetKind::Nachricht.as_str(),
+            ]))
+            .order_by_asc(flags::Column::ResolvedAt)
+            .limit(self.cfg.batch)
+            .into_tuple()
+            .all(&self.db)
             .await?;
-        for row in rows {
-            let flag_id: Uuid = row.try_get("", "id")?;
-            let kind: String = row.try_get("", "target_kind")?;
-            let target_id: Uuid = row.try_get("", "target_id")?;
-            let Some(knoten) = row.try_get::<Option<Uuid>>("", "knoten_id")? else {
-                // A message that is not projected yet: next scan.
-                continue;
-            };
+        // The Knoten of every flagged message, in one query.
+        let messages: Vec<Uuid> = flags
+            .iter()
+            .filter(|(_, kind, _)| kind == FlagTargetKind::Nachricht.as_str())
+            .map(|(_, _, id)| *id)
+            .collect();
+        let knoten_of: HashMap<Uuid, Uuid> = if messages.is_empty() {
+            HashMap::new()
+        } else {
+            nachrichten::Entity::find()
+                .select_only()
+                .columns([nachrichten::Column::Id, nachrichten::Column::KnotenId])
+                .filter(nachrichten::Column::Id.is_in(messages))
+                .into_tuple::<(Uuid, Uuid)>()
+                .all(&self.db)
+                .await?
+                .into_iter()
+                .collect()
+        };
+        for (flag_id, kind, target_id) in flags {
             let Some(kind) = FlagTargetKind::parse(&kind) else {
                 continue;
+            };
+            let knoten = match kind {
+                FlagTargetKind::Knoten => target_id,
+                _ => match knoten_of.get(&target_id) {
+                    Some(knoten) => *knoten,
+                    // A message that is not projected yet: next scan.
+                    None => continue,
+                },
             };
             let cmd = KnotenCommand::Verbergen {
                 flag_id,

@@ -27,6 +27,12 @@
 //!   not exist yet when their flags were replayed.
 //! - `is_admin` is set on an existing row: grant only roles already in `rollen` (the admin
 //!   CLI's check); a rebuild replays the system stream after the social one.
+//!
+//! Raw SQL kept here (everything else goes through the `entity` crate): the vote recount
+//! (`UPDATE .. FROM` an aggregate with `FILTER`), the audit rows and the batch's activity
+//! (`jsonb_to_recordset`, `greatest`), the replaced delegation (`NOT EXISTS` on its own row),
+//! `array_append` of confirmations, `UserDeleted`'s blanking of reasons in one statement, and
+//! [`after_rebuild`]'s `UPDATE .. FROM` a grouped subquery.
 
 use std::collections::HashMap;
 
@@ -39,7 +45,15 @@ use domain::events::{
 };
 use domain::verification::ACTION_GRANT_ADMIN;
 use domain::{Actor, Envelope};
-use sea_orm::{ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, Statement};
+use entity::sea_orm_active_enums::AntragStatus as DbAntragStatus;
+use entity::{antraege, delegationen, einsprueche, flags, knoten, nachrichten, rollen, stimmen};
+use sea_orm::prelude::DateTimeWithTimeZone;
+use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::{
+    ActiveEnum, ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait,
+    DatabaseTransaction, DbBackend, DbErr, EntityTrait, Insert, IntoActiveModel, QueryFilter,
+    QuerySelect, Statement,
+};
 use uuid::Uuid;
 
 use super::social::{Keys, cell, decode, exec, open};
@@ -130,19 +144,20 @@ pub(super) async fn project(
         EventType::AntragGestellt => {
             let p: AntragGestellt = decode(env)?;
             let weberei = cell(&p.weavery_h3, "AntragGestellt")?;
-            exec(
+            insert_new(
                 txn,
-                "INSERT INTO antraege (id, weavery_h3, title, content, status, created_by, created_at, decision_deadline) \
-                 VALUES ($1, $2, $3, $4, 'offen', $5, $6, $7) ON CONFLICT (id) DO NOTHING",
-                [
-                    id.into(),
-                    domain::geo::cell_to_i64(weberei).into(),
-                    p.title.into(),
-                    p.content.into(),
-                    p.by.into(),
-                    ts.into(),
-                    p.decision_deadline.into(),
-                ],
+                antraege::Entity::insert(antraege::ActiveModel {
+                    id: Set(id),
+                    weavery_h3: Set(domain::geo::cell_to_i64(weberei)),
+                    title: Set(p.title),
+                    content: Set(p.content),
+                    status: Set(DbAntragStatus::Offen),
+                    created_by: Set(Some(p.by)),
+                    created_at: Set(ts.into()),
+                    decision_deadline: Set(p.decision_deadline.into()),
+                    ..Default::default()
+                }),
+                Some(antraege::Column::Id),
             )
             .await
         }
@@ -150,34 +165,33 @@ pub(super) async fn project(
             let p: EinspruchEingegangen = decode(env)?;
             let key = keys.get(txn, p.by).await?;
             let reason = open(key, &p.reason, env);
-            exec(
+            insert_new(
                 txn,
-                "INSERT INTO einsprueche (id, antrag_id, by, reason, created_at) \
-                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING",
-                [
-                    einspruch_id(env).into(),
-                    id.into(),
-                    p.by.into(),
-                    reason.into(),
-                    ts.into(),
-                ],
+                einsprueche::Entity::insert(einsprueche::ActiveModel {
+                    id: Set(einspruch_id(env)),
+                    antrag_id: Set(id),
+                    by: Set(p.by),
+                    reason: Set(reason),
+                    created_at: Set(ts.into()),
+                }),
+                Some(einsprueche::Column::Id),
             )
             .await
         }
         EventType::StimmeAbgegeben => {
             let p: StimmeAbgegeben = decode(env)?;
             // No conflict target: the UNIQUE (antrag_id, rolle_id) keeps the first vote too.
-            exec(
+            insert_new(
                 txn,
-                "INSERT INTO stimmen (id, antrag_id, rolle_id, vote, delegated_from, created_at) \
-                 VALUES ($1, $2, $3, $4::vote, NULL, $5) ON CONFLICT DO NOTHING",
-                [
-                    stimme_id(id, p.by).into(),
-                    id.into(),
-                    p.by.into(),
-                    p.vote.as_str().into(),
-                    ts.into(),
-                ],
+                stimmen::Entity::insert(stimmen::ActiveModel {
+                    id: Set(stimme_id(id, p.by)),
+                    antrag_id: Set(id),
+                    rolle_id: Set(p.by),
+                    vote: Set(db_enum(p.vote.as_str())?),
+                    delegated_from: Set(None),
+                    created_at: Set(ts.into()),
+                }),
+                None::<stimmen::Column>,
             )
             .await?;
             // Recounted rather than incremented, so applying a vote twice cannot count it twice.
@@ -195,43 +209,61 @@ pub(super) async fn project(
         }
         EventType::QuorumErreicht => {
             let p: QuorumErreicht = decode(env)?;
-            exec(
-                txn,
-                "UPDATE antraege SET quorum_reached = true, participation = $2, active_roles = $3, \
-                     quorum_percent = $4 WHERE id = $1",
-                [
-                    id.into(),
-                    int(p.participation, "participation")?.into(),
-                    int(p.active_roles, "active_roles")?.into(),
-                    int(u64::from(p.quorum_percent), "quorum_percent")?.into(),
-                ],
-            )
-            .await
+            antraege::Entity::update_many()
+                .col_expr(antraege::Column::QuorumReached, Expr::value(true))
+                .col_expr(
+                    antraege::Column::Participation,
+                    Expr::value(int(p.participation, "participation")?),
+                )
+                .col_expr(
+                    antraege::Column::ActiveRoles,
+                    Expr::value(int(p.active_roles, "active_roles")?),
+                )
+                .col_expr(
+                    antraege::Column::QuorumPercent,
+                    Expr::value(int(u64::from(p.quorum_percent), "quorum_percent")?),
+                )
+                .filter(antraege::Column::Id.eq(id))
+                .exec(txn)
+                .await
+                .map(drop)
         }
         EventType::AntragEntschieden => {
             let p: AntragEntschieden = decode(env)?;
             let counted = serde_json::to_value(&p.counted)
                 .map_err(|e| DbErr::Custom(format!("AntragEntschieden counted: {e}")))?;
-            exec(
-                txn,
-                "UPDATE antraege SET status = $2::antrag_status, decided_at = coalesce(decided_at, $3), \
-                     quorum_reached = $4, ja = $5, nein = $6, enthaltung = $7, participation = $8, \
-                     active_roles = $9, quorum_percent = $10 \
-                 WHERE id = $1",
-                [
-                    id.into(),
-                    p.status.as_str().into(),
-                    ts.into(),
-                    (p.status != domain::events::AntragStatus::QuorumVerfehlt).into(),
-                    int(p.ja, "ja")?.into(),
-                    int(p.nein, "nein")?.into(),
-                    int(p.enthaltung, "enthaltung")?.into(),
-                    int(p.participation, "participation")?.into(),
-                    int(p.active_roles, "active_roles")?.into(),
-                    int(u64::from(p.quorum_percent), "quorum_percent")?.into(),
-                ],
-            )
-            .await?;
+            let status: DbAntragStatus = db_enum(p.status.as_str())?;
+            antraege::Entity::update_many()
+                .col_expr(antraege::Column::Status, status.as_enum())
+                .col_expr(
+                    antraege::Column::DecidedAt,
+                    Expr::col(antraege::Column::DecidedAt).if_null(ts),
+                )
+                .col_expr(
+                    antraege::Column::QuorumReached,
+                    Expr::value(p.status != domain::events::AntragStatus::QuorumVerfehlt),
+                )
+                .col_expr(antraege::Column::Ja, Expr::value(int(p.ja, "ja")?))
+                .col_expr(antraege::Column::Nein, Expr::value(int(p.nein, "nein")?))
+                .col_expr(
+                    antraege::Column::Enthaltung,
+                    Expr::value(int(p.enthaltung, "enthaltung")?),
+                )
+                .col_expr(
+                    antraege::Column::Participation,
+                    Expr::value(int(p.participation, "participation")?),
+                )
+                .col_expr(
+                    antraege::Column::ActiveRoles,
+                    Expr::value(int(p.active_roles, "active_roles")?),
+                )
+                .col_expr(
+                    antraege::Column::QuorumPercent,
+                    Expr::value(int(u64::from(p.quorum_percent), "quorum_percent")?),
+                )
+                .filter(antraege::Column::Id.eq(id))
+                .exec(txn)
+                .await?;
             exec(
                 txn,
                 "INSERT INTO antrag_counted_votes (antrag_id, voice, rolle, vote, delegated_from) \
@@ -256,39 +288,27 @@ pub(super) async fn project(
                 [p.from.into(), row.into(), ts.into()],
             )
             .await?;
-            exec(
+            insert_new(
                 txn,
-                "INSERT INTO delegationen (id, from_rolle, to_rolle, valid_until, created_at) \
-                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING",
-                [
-                    row.into(),
-                    p.from.into(),
-                    p.to.into(),
-                    p.valid_until.into(),
-                    ts.into(),
-                ],
+                delegationen::Entity::insert(delegationen::ActiveModel {
+                    id: Set(row),
+                    from_rolle: Set(p.from),
+                    to_rolle: Set(p.to),
+                    valid_until: Set(p.valid_until.into()),
+                    created_at: Set(ts.into()),
+                    ..Default::default()
+                }),
+                Some(delegationen::Column::Id),
             )
             .await
         }
         EventType::DelegationWiderrufen => {
             let p: DelegationWiderrufen = decode(env)?;
-            exec(
-                txn,
-                "UPDATE delegationen SET ended_at = $3, ended_reason = 'revoked', revoked_at = $3 \
-                 WHERE from_rolle = $1 AND to_rolle = $2 AND ended_at IS NULL",
-                [p.from.into(), p.to.into(), ts.into()],
-            )
-            .await
+            end_delegation(txn, p.from, p.to, ts, "revoked", Some(ts)).await
         }
         EventType::DelegationAbgelaufen => {
             let p: DelegationAbgelaufen = decode(env)?;
-            exec(
-                txn,
-                "UPDATE delegationen SET ended_at = $3, ended_reason = 'expired' \
-                 WHERE from_rolle = $1 AND to_rolle = $2 AND ended_at IS NULL",
-                [p.from.into(), p.to.into(), p.valid_until.into()],
-            )
-            .await
+            end_delegation(txn, p.from, p.to, p.valid_until, "expired", None).await
         }
         EventType::VerifizierungBestaetigt => {
             let p: VerifizierungBestaetigt = decode(env)?;
@@ -302,24 +322,26 @@ pub(super) async fn project(
         }
         EventType::RolleVerifiziert => {
             let p: RolleVerifiziert = decode(env)?;
-            exec(
-                txn,
-                "UPDATE rollen SET verified_by = $2, verified_at = coalesce(verified_at, $3) WHERE id = $1",
-                [id.into(), p.verified_by.into(), ts.into()],
-            )
-            .await
+            rollen::Entity::update_many()
+                .col_expr(rollen::Column::VerifiedBy, Expr::value(p.verified_by))
+                .col_expr(
+                    rollen::Column::VerifiedAt,
+                    Expr::col(rollen::Column::VerifiedAt).if_null(ts),
+                )
+                .filter(rollen::Column::Id.eq(id))
+                .exec(txn)
+                .await
+                .map(drop)
         }
         EventType::AdminActionExecuted => {
             let p: AdminActionExecuted = decode(env)?;
             match p.target {
-                Some(target) if p.action == ACTION_GRANT_ADMIN => {
-                    exec(
-                        txn,
-                        "UPDATE rollen SET is_admin = true WHERE id = $1",
-                        [target.into()],
-                    )
+                Some(target) if p.action == ACTION_GRANT_ADMIN => rollen::Entity::update_many()
+                    .col_expr(rollen::Column::IsAdmin, Expr::value(true))
+                    .filter(rollen::Column::Id.eq(target))
+                    .exec(txn)
                     .await
-                }
+                    .map(drop),
                 // `verify_rolle` takes effect through `RolleVerifiziert` on the role's chain;
                 // other actions are audit only.
                 _ => Ok(()),
@@ -329,19 +351,19 @@ pub(super) async fn project(
             let p: FlagRaised = decode(env)?;
             let key = keys.get(txn, p.by).await?;
             let reason = open(key, &p.reason, env);
-            exec(
+            insert_new(
                 txn,
-                "INSERT INTO flags (id, target_kind, target_id, reason, raised_by, author_of_target, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING",
-                [
-                    id.into(),
-                    p.target.kind.as_str().into(),
-                    p.target.id.into(),
-                    reason.into(),
-                    p.by.into(),
-                    p.author_of_target.into(),
-                    ts.into(),
-                ],
+                flags::Entity::insert(flags::ActiveModel {
+                    id: Set(id),
+                    target_kind: Set(p.target.kind.as_str().to_owned()),
+                    target_id: Set(p.target.id),
+                    reason: Set(reason),
+                    raised_by: Set(p.by),
+                    author_of_target: Set(p.author_of_target),
+                    created_at: Set(ts.into()),
+                    ..Default::default()
+                }),
+                Some(flags::Column::Id),
             )
             .await
         }
@@ -349,19 +371,15 @@ pub(super) async fn project(
             let p: FlagResolved = decode(env)?;
             let key = keys.get(txn, p.by).await?;
             let reason = open(key, &p.reason, env);
-            exec(
-                txn,
-                "UPDATE flags SET outcome = $2, resolution_reason = $3, resolved_by = $4, resolved_at = $5 \
-                 WHERE id = $1 AND outcome IS NULL",
-                [
-                    id.into(),
-                    p.outcome.as_str().into(),
-                    reason.into(),
-                    p.by.into(),
-                    ts.into(),
-                ],
-            )
-            .await?;
+            flags::Entity::update_many()
+                .col_expr(flags::Column::Outcome, Expr::value(p.outcome.as_str()))
+                .col_expr(flags::Column::ResolutionReason, Expr::value(reason))
+                .col_expr(flags::Column::ResolvedBy, Expr::value(p.by))
+                .col_expr(flags::Column::ResolvedAt, Expr::value(ts))
+                .filter(flags::Column::Id.eq(id))
+                .filter(flags::Column::Outcome.is_null())
+                .exec(txn)
+                .await?;
             if p.outcome == FlagOutcome::Hidden {
                 hide_target(txn, id).await?;
             }
@@ -385,30 +403,136 @@ pub(super) async fn project(
 
 /// Hide the content flag `flag` is about, from the time it was resolved.
 async fn hide_target(txn: &DatabaseTransaction, flag: Uuid) -> Result<(), DbErr> {
-    let Some(row) = txn
-        .query_one(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            "SELECT target_kind, target_id, resolved_at FROM flags WHERE id = $1 AND outcome = 'hidden'",
-            [flag.into()],
-        ))
+    let Some((kind, target, at)) = flags::Entity::find_by_id(flag)
+        .select_only()
+        .columns([
+            flags::Column::TargetKind,
+            flags::Column::TargetId,
+            flags::Column::ResolvedAt,
+        ])
+        .filter(flags::Column::Outcome.eq(FlagOutcome::Hidden.as_str()))
+        .into_tuple::<(String, Uuid, DateTimeWithTimeZone)>()
+        .one(txn)
         .await?
     else {
         return Ok(());
     };
-    let kind: String = row.try_get("", "target_kind")?;
-    let target: Uuid = row.try_get("", "target_id")?;
-    let at: DateTime<Utc> = row.try_get("", "resolved_at")?;
-    let Some(table) = target_table(&kind) else {
+    let Some(kind) = FlagTargetKind::parse(&kind) else {
         return Err(DbErr::Custom(format!(
             "flag {flag}: unknown target kind {kind}"
         )));
     };
-    exec(
-        txn,
-        &format!("UPDATE {table} SET hidden_at = $2 WHERE id = $1 AND hidden_at IS NULL"),
-        [target.into(), at.into()],
-    )
-    .await
+    match kind {
+        FlagTargetKind::Knoten => {
+            hide::<knoten::Entity>(
+                txn,
+                knoten::Column::Id,
+                knoten::Column::HiddenAt,
+                target,
+                at,
+            )
+            .await
+        }
+        FlagTargetKind::Nachricht => {
+            hide::<nachrichten::Entity>(
+                txn,
+                nachrichten::Column::Id,
+                nachrichten::Column::HiddenAt,
+                target,
+                at,
+            )
+            .await
+        }
+        FlagTargetKind::Antrag => {
+            hide::<antraege::Entity>(
+                txn,
+                antraege::Column::Id,
+                antraege::Column::HiddenAt,
+                target,
+                at,
+            )
+            .await
+        }
+        FlagTargetKind::Rolle => {
+            hide::<rollen::Entity>(
+                txn,
+                rollen::Column::Id,
+                rollen::Column::HiddenAt,
+                target,
+                at,
+            )
+            .await
+        }
+    }
+}
+
+/// `hidden_at = at` on the row `id` of `E` unless it is hidden already.
+async fn hide<E: EntityTrait>(
+    txn: &DatabaseTransaction,
+    id_column: E::Column,
+    hidden_at: E::Column,
+    id: Uuid,
+    at: DateTimeWithTimeZone,
+) -> Result<(), DbErr> {
+    E::update_many()
+        .col_expr(hidden_at, Expr::value(at))
+        .filter(id_column.eq(id))
+        .filter(hidden_at.is_null())
+        .exec(txn)
+        .await
+        .map(drop)
+}
+
+/// Insert one row unless it exists (`ON CONFLICT (conflict) DO NOTHING`, or on any unique
+/// constraint without a column).
+async fn insert_new<A, C>(
+    txn: &DatabaseTransaction,
+    insert: Insert<A>,
+    conflict: Option<C>,
+) -> Result<(), DbErr>
+where
+    A: ActiveModelTrait,
+    <A::Entity as EntityTrait>::Model: IntoActiveModel<A>,
+    C: sea_orm::sea_query::IntoIden,
+{
+    let on_conflict = match conflict {
+        Some(column) => OnConflict::column(column).do_nothing().to_owned(),
+        None => OnConflict::new().do_nothing().to_owned(),
+    };
+    insert
+        .on_conflict(on_conflict)
+        .exec_without_returning(txn)
+        .await
+        .map(drop)
+}
+
+/// A delegation of `from` to `to` that has not ended ends at `at` for `reason`.
+async fn end_delegation(
+    txn: &DatabaseTransaction,
+    from: Uuid,
+    to: Uuid,
+    at: DateTime<Utc>,
+    reason: &str,
+    revoked_at: Option<DateTime<Utc>>,
+) -> Result<(), DbErr> {
+    let mut update = delegationen::Entity::update_many()
+        .col_expr(delegationen::Column::EndedAt, Expr::value(at))
+        .col_expr(delegationen::Column::EndedReason, Expr::value(reason));
+    if let Some(revoked_at) = revoked_at {
+        update = update.col_expr(delegationen::Column::RevokedAt, Expr::value(revoked_at));
+    }
+    update
+        .filter(delegationen::Column::FromRolle.eq(from))
+        .filter(delegationen::Column::ToRolle.eq(to))
+        .filter(delegationen::Column::EndedAt.is_null())
+        .exec(txn)
+        .await
+        .map(drop)
+}
+
+/// The entity's enum for a domain name (`vote`, `antrag_status`): the names are the same.
+fn db_enum<E: ActiveEnum<Value = String>>(name: &str) -> Result<E, DbErr> {
+    E::try_from_value(&name.to_owned()).map_err(|e| DbErr::Custom(format!("{name}: {e}")))
 }
 
 /// The latest event time of every role that caused an event in one batch, written once per

@@ -5,6 +5,13 @@
 //! This module is the batch machinery (parse, check each chain link, archive, advance heads);
 //! what an event does to the read model lives in one module per stream domain (`social`,
 //! `governance`).
+//!
+//! Reads and single-row writes go through the `entity` crate (heads, archive keys, data keys,
+//! the arms of `social` and `governance`). Raw SQL stays where SeaORM's builder cannot say it
+//! or would make the batch path slower, and only in this module and the two domain modules:
+//! here the batch statements (archive keys and archive rows, heads upserted with
+//! `unnest($1::uuid[], ..)` as one multi-row statement each) and the rebuild's `TRUNCATE` and
+//! server-side cursor (`DECLARE .. CURSOR`, `FETCH`); each domain module lists its own.
 
 use std::collections::{HashMap, HashSet};
 
@@ -13,9 +20,11 @@ mod social;
 
 use chrono::{DateTime, Utc};
 use domain::{Envelope, hash::check_link};
+use entity::{aggregate_heads, events_archive_keys};
+use sea_orm::sea_query::{Expr, PgFunc, SimpleExpr};
 use sea_orm::{
-    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, Statement,
-    TransactionTrait,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
+    EntityTrait, QueryFilter, QuerySelect, Statement, TransactionTrait,
 };
 use serde_json::Value;
 use tracing::warn;
@@ -173,6 +182,12 @@ impl Projector {
         txn.commit().await?;
         Ok(applied)
     }
+}
+
+/// `column = ANY($1)` with the whole list as one array parameter: one prepared statement for
+/// any batch size (`is_in` would bind one parameter per value).
+pub(super) fn any_of(column: impl ColumnTrait, values: impl Into<sea_orm::Value>) -> SimpleExpr {
+    Expr::col((column.entity_name(), column)).eq(PgFunc::any(Expr::val(values)))
 }
 
 fn is_outage(e: &DbErr) -> bool {
@@ -408,22 +423,20 @@ async fn load_heads(txn: &DatabaseTransaction, ids: &[Uuid]) -> Result<HashMap<U
     if ids.is_empty() {
         return Ok(HashMap::new());
     }
-    let rows = txn
-        .query_all(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            "SELECT aggregate_id, last_hash FROM aggregate_heads WHERE aggregate_id = ANY($1) FOR UPDATE",
-            [ids.to_vec().into()],
-        ))
+    let rows: Vec<(Uuid, String)> = aggregate_heads::Entity::find()
+        .select_only()
+        .columns([
+            aggregate_heads::Column::AggregateId,
+            aggregate_heads::Column::LastHash,
+        ])
+        .filter(any_of(aggregate_heads::Column::AggregateId, ids.to_vec()))
+        .lock_exclusive()
+        .into_tuple()
+        .all(txn)
         .await?;
     let mut out = HashMap::with_capacity(rows.len());
-    for row in rows {
-        let id: Uuid = row.try_get("", "aggregate_id")?;
-        out.insert(
-            id,
-            Head {
-                last_hash: row.try_get("", "last_hash")?,
-            },
-        );
+    for (id, last_hash) in rows {
+        out.insert(id, Head { last_hash });
     }
     Ok(out)
 }
@@ -435,14 +448,14 @@ async fn load_archived(
     if ids.is_empty() {
         return Ok(HashSet::new());
     }
-    let rows = txn
-        .query_all(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            "SELECT id FROM events_archive_keys WHERE id = ANY($1)",
-            [ids.to_vec().into()],
-        ))
+    let ids: Vec<String> = events_archive_keys::Entity::find()
+        .select_only()
+        .column(events_archive_keys::Column::Id)
+        .filter(any_of(events_archive_keys::Column::Id, ids.to_vec()))
+        .into_tuple()
+        .all(txn)
         .await?;
-    rows.iter().map(|r| r.try_get::<String>("", "id")).collect()
+    Ok(ids.into_iter().collect())
 }
 
 /// Msg ids of `msg_ids` that the archive already holds.
@@ -453,16 +466,14 @@ async fn load_taken_msg_ids(
     if msg_ids.is_empty() {
         return Ok(HashSet::new());
     }
-    let rows = txn
-        .query_all(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            "SELECT msg_id FROM events_archive_keys WHERE msg_id = ANY($1)",
-            [msg_ids.to_vec().into()],
-        ))
+    let taken: Vec<String> = events_archive_keys::Entity::find()
+        .select_only()
+        .column(events_archive_keys::Column::MsgId)
+        .filter(any_of(events_archive_keys::Column::MsgId, msg_ids.to_vec()))
+        .into_tuple()
+        .all(txn)
         .await?;
-    rows.iter()
-        .map(|r| r.try_get::<String>("", "msg_id"))
-        .collect()
+    Ok(taken.into_iter().collect())
 }
 
 /// Archive the events: their key rows in one statement, then (only if every key went in)

@@ -5,6 +5,11 @@
 //! What cannot be opened (no key, destroyed key, wrong key) is stored as unreadable, never as
 //! ciphertext and never as an error: after `UserDeleted` a rebuild from the archive must go
 //! through and leave the data unreadable. The projector never writes a key, it only destroys one.
+//!
+//! Raw SQL kept here (everything else goes through the `entity` crate): the PostGIS points of
+//! `knoten` and `rollen` (`ST_MakePoint`), the multi-row `unnest` inserts of [`Pending`] (the
+//! batch path), the Faden upsert that renews from `EXCLUDED`, and `UserDeleted`'s
+//! crypto-shredding, one statement over four tables so that it cannot half happen.
 
 use std::collections::HashMap;
 
@@ -15,7 +20,12 @@ use domain::events::{
 };
 use domain::privacy::{self, KEY_BYTES, Sealed};
 use domain::{Envelope, Payload};
-use sea_orm::{ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, Statement, Value};
+use entity::{faeden, flags, knoten, nachrichten, rolle_keys};
+use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, DbErr,
+    EntityTrait, QueryFilter, QuerySelect, Statement, Value,
+};
 use tracing::warn;
 use uuid::Uuid;
 
@@ -64,19 +74,18 @@ impl Keys {
         if ids.is_empty() {
             return Ok(keys);
         }
-        let rows = txn
-            .query_all(Statement::from_sql_and_values(
-                DbBackend::Postgres,
-                "SELECT rolle_id, key FROM rolle_keys WHERE rolle_id = ANY($1)",
-                [ids.clone().into()],
-            ))
+        let rows: Vec<(Uuid, Option<Vec<u8>>)> = rolle_keys::Entity::find()
+            .select_only()
+            .columns([rolle_keys::Column::RolleId, rolle_keys::Column::Key])
+            .filter(super::any_of(rolle_keys::Column::RolleId, ids.clone()))
+            .into_tuple()
+            .all(txn)
             .await?;
         for id in ids {
             keys.known.insert(id, None);
         }
-        for row in rows {
-            let id: Uuid = row.try_get("", "rolle_id")?;
-            keys.known.insert(id, as_key(row.try_get("", "key")?));
+        for (id, key) in rows {
+            keys.known.insert(id, as_key(key));
         }
         Ok(keys)
     }
@@ -90,17 +99,13 @@ impl Keys {
         if let Some(key) = self.known.get(&rolle) {
             return Ok(*key);
         }
-        let row = txn
-            .query_one(Statement::from_sql_and_values(
-                DbBackend::Postgres,
-                "SELECT key FROM rolle_keys WHERE rolle_id = $1",
-                [rolle.into()],
-            ))
+        let key: Option<Option<Vec<u8>>> = rolle_keys::Entity::find_by_id(rolle)
+            .select_only()
+            .column(rolle_keys::Column::Key)
+            .into_tuple()
+            .one(txn)
             .await?;
-        let key = match row {
-            Some(row) => as_key(row.try_get("", "key")?),
-            None => None,
-        };
+        let key = key.and_then(as_key);
         self.known.insert(rolle, key);
         Ok(key)
     }
@@ -207,31 +212,38 @@ pub(super) async fn project(
                 ))
             })?;
             // Versions only move forward, so applying an old edit again cannot undo a newer one.
-            exec(
-                txn,
-                "UPDATE knoten SET content = $2, design_version = $3, updated_at = $4 \
-                 WHERE id = $1 AND design_version < $3",
-                [id.into(), p.content.into(), version.into(), ts.into()],
-            )
-            .await
+            knoten::Entity::update_many()
+                .col_expr(knoten::Column::Content, Expr::value(p.content))
+                .col_expr(knoten::Column::DesignVersion, Expr::value(version))
+                .col_expr(knoten::Column::UpdatedAt, Expr::value(ts))
+                .filter(knoten::Column::Id.eq(id))
+                .filter(knoten::Column::DesignVersion.lt(version))
+                .exec(txn)
+                .await
+                .map(drop)
         }
         EventType::KnotenVerfallen => {
             let _: KnotenVerfallen = decode(env)?;
-            exec(
-                txn,
-                "UPDATE knoten SET decayed_at = $2 WHERE id = $1 AND decayed_at IS NULL",
-                [id.into(), ts.into()],
-            )
-            .await
+            knoten::Entity::update_many()
+                .col_expr(knoten::Column::DecayedAt, Expr::value(ts))
+                .filter(knoten::Column::Id.eq(id))
+                .filter(knoten::Column::DecayedAt.is_null())
+                .exec(txn)
+                .await
+                .map(drop)
         }
         EventType::KnotenVerzwirnt => {
             let _: KnotenVerzwirnt = decode(env)?;
-            exec(
-                txn,
-                "UPDATE knoten SET is_yarn = true, yarn_at = coalesce(yarn_at, $2) WHERE id = $1",
-                [id.into(), ts.into()],
-            )
-            .await
+            knoten::Entity::update_many()
+                .col_expr(knoten::Column::IsYarn, Expr::value(true))
+                .col_expr(
+                    knoten::Column::YarnAt,
+                    Expr::col(knoten::Column::YarnAt).if_null(ts),
+                )
+                .filter(knoten::Column::Id.eq(id))
+                .exec(txn)
+                .await
+                .map(drop)
         }
         EventType::FadenGesponnen => {
             let p: FadenGesponnen = decode(env)?;
@@ -256,52 +268,60 @@ pub(super) async fn project(
         }
         EventType::FadenVerfallen => {
             let _: FadenVerfallen = decode(env)?;
-            exec(
-                txn,
-                "UPDATE faeden SET decayed_at = $2 WHERE id = $1",
-                [id.into(), ts.into()],
-            )
-            .await
+            faeden::Entity::update_many()
+                .col_expr(faeden::Column::DecayedAt, Expr::value(ts))
+                .filter(faeden::Column::Id.eq(id))
+                .exec(txn)
+                .await
+                .map(drop)
         }
         EventType::FadenVerzwirnt => {
             let _: FadenVerzwirnt = decode(env)?;
-            exec(
-                txn,
-                "UPDATE faeden SET is_yarn = true, yarn_at = coalesce(yarn_at, $2) WHERE id = $1",
-                [id.into(), ts.into()],
-            )
-            .await
+            faeden::Entity::update_many()
+                .col_expr(faeden::Column::IsYarn, Expr::value(true))
+                .col_expr(
+                    faeden::Column::YarnAt,
+                    Expr::col(faeden::Column::YarnAt).if_null(ts),
+                )
+                .filter(faeden::Column::Id.eq(id))
+                .exec(txn)
+                .await
+                .map(drop)
         }
         EventType::NachrichtGeschrieben => {
             let p: NachrichtGeschrieben = decode(env)?;
             let key = keys.get(txn, p.author).await?;
             let text = open(key, &p.text, env);
-            exec(
-                txn,
-                "INSERT INTO nachrichten (id, knoten_id, author, text, mentions, created_at, event_id) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING",
-                [
-                    p.nachricht_id.into(),
-                    id.into(),
-                    p.author.into(),
-                    text.into(),
-                    p.mentions.into(),
-                    ts.into(),
-                    env.id.to_string().into(),
-                ],
+            nachrichten::Entity::insert(nachrichten::ActiveModel {
+                id: Set(p.nachricht_id),
+                knoten_id: Set(id),
+                author: Set(p.author),
+                text: Set(text),
+                mentions: Set(p.mentions),
+                created_at: Set(ts.into()),
+                event_id: Set(env.id.to_string()),
+                ..Default::default()
+            })
+            .on_conflict(
+                OnConflict::column(nachrichten::Column::Id)
+                    .do_nothing()
+                    .to_owned(),
             )
+            .exec_without_returning(txn)
             .await
+            .map(drop)
         }
         EventType::InhaltVerborgen => {
             // The content itself was hidden by `FlagResolved` (governance projector); this
             // records that the map was told, so the jobs worker appends it only once.
             let p: InhaltVerborgen = decode(env)?;
-            exec(
-                txn,
-                "UPDATE flags SET map_hidden_at = $2 WHERE id = $1 AND map_hidden_at IS NULL",
-                [p.flag_id.into(), ts.into()],
-            )
-            .await
+            flags::Entity::update_many()
+                .col_expr(flags::Column::MapHiddenAt, Expr::value(ts))
+                .filter(flags::Column::Id.eq(p.flag_id))
+                .filter(flags::Column::MapHiddenAt.is_null())
+                .exec(txn)
+                .await
+                .map(drop)
         }
         EventType::RolleRegistriert => {
             let p: RolleRegistriert = decode(env)?;
