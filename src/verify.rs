@@ -1,9 +1,15 @@
 //! `weberei verify`: re-check every hash chain in the archive, the way any third party could
-//! (RFC 8785 + SHA-256 over the stored JSON).
+//! (RFC 8785 + SHA-256 over the stored JSON), reading the archive through the `entity` crate
+//! in keyset pages of (aggregate, stream, sequence).
 
 use anyhow::{Result, bail};
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
+use entity::events_archive;
+use sea_orm::sea_query::Expr;
+use sea_orm::{DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use uuid::Uuid;
+
+/// Archive rows read per query (keyset pages in chain order).
+const PAGE: u64 = 5000;
 
 pub async fn run(db: &DatabaseConnection) -> Result<()> {
     let mut after: (Uuid, String, i64) = (Uuid::nil(), String::new(), -1);
@@ -11,23 +17,37 @@ pub async fn run(db: &DatabaseConnection) -> Result<()> {
     let mut chain: Vec<serde_json::Value> = Vec::new();
     let (mut aggregates, mut events, mut broken) = (0u64, 0u64, 0u64);
     loop {
-        let rows = db
-            .query_all(Statement::from_sql_and_values(
-                DbBackend::Postgres,
-                "SELECT aggregate_id, stream, stream_seq, envelope::text AS envelope FROM events_archive \
-                 WHERE (aggregate_id, stream, stream_seq) > ($1, $2, $3) \
-                 ORDER BY aggregate_id, stream, stream_seq LIMIT 5000",
-                [after.0.into(), after.1.clone().into(), after.2.into()],
-            ))
+        let rows: Vec<(Uuid, String, i64, serde_json::Value)> = events_archive::Entity::find()
+            .select_only()
+            .columns([
+                events_archive::Column::AggregateId,
+                events_archive::Column::Stream,
+                events_archive::Column::StreamSeq,
+                events_archive::Column::Envelope,
+            ])
+            .filter(
+                Expr::tuple([
+                    Expr::col(events_archive::Column::AggregateId).into(),
+                    Expr::col(events_archive::Column::Stream).into(),
+                    Expr::col(events_archive::Column::StreamSeq).into(),
+                ])
+                .gt(Expr::tuple([
+                    Expr::val(after.0).into(),
+                    Expr::val(after.1.clone()).into(),
+                    Expr::val(after.2).into(),
+                ])),
+            )
+            .order_by_asc(events_archive::Column::AggregateId)
+            .order_by_asc(events_archive::Column::Stream)
+            .order_by_asc(events_archive::Column::StreamSeq)
+            .limit(PAGE)
+            .into_tuple()
+            .all(db)
             .await?;
         if rows.is_empty() {
             break;
         }
-        for row in rows {
-            let id: Uuid = row.try_get("", "aggregate_id")?;
-            let stream: String = row.try_get("", "stream")?;
-            let seq: i64 = row.try_get("", "stream_seq")?;
-            let envelope: String = row.try_get("", "envelope")?;
+        for (id, stream, seq, envelope) in rows {
             after = (id, stream, seq);
             if current != Some(id) {
                 broken += check(current, &chain);
@@ -35,7 +55,7 @@ pub async fn run(db: &DatabaseConnection) -> Result<()> {
                 current = Some(id);
                 aggregates += 1;
             }
-            chain.push(serde_json::from_str(&envelope)?);
+            chain.push(envelope);
             events += 1;
         }
     }
