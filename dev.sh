@@ -63,6 +63,8 @@ ensure_system_packages() {
 	{ have cc && have make; } || pkgs+=(build-essential)
 	have pkg-config || pkgs+=(pkg-config)
 	have curl || pkgs+=(curl)
+	# The test command's checks of the hash-chain vectors and of import cycles are Python.
+	have python3 || pkgs+=(python3)
 	[ -e /etc/ssl/certs/ca-certificates.crt ] || pkgs+=(ca-certificates)
 	have nats-server || pkgs+=(nats-server)
 	# Node.js: Debian 12's own is 18, too old for the web client; ensure_node brings the official
@@ -354,9 +356,12 @@ cmd_test() {
 	fi
 	# The benchmark harness in miniature (seconds, tiny N): it must keep running; no speed is asserted.
 	step cargo run --quiet -p bench -- all --smoke
-	if have python3; then
-		step python3 domain/tests/vectors/check.py domain/tests/vectors/chain-vectors.json
-	fi
+	step python3 domain/tests/vectors/check.py domain/tests/vectors/chain-vectors.json
+	# No import cycle longer than two files inside these crates (ARCHITECTURE.md, "Code map").
+	local crate_src
+	for crate_src in api/src workers/src bus/src src; do
+		step python3 scripts/import-cycles.py --max 2 "$crate_src"
+	done
 	# The clients: operations valid, generated code up to date, no unacknowledged breaking
 	# change, every schema element described; then the TypeScript client against a live
 	# `weberei up` (target/debug/weberei, built by the nextest run above).

@@ -21,6 +21,7 @@
 
 mod antrag;
 mod loaders;
+mod moderation;
 mod mutations;
 mod queries;
 mod subscriptions;

@@ -4,10 +4,8 @@ use async_graphql::{Context, ID, InputObject, Json, Object, Result, SimpleObject
 use chrono::{DateTime, Utc};
 use domain::events::{FlagTarget, FlagTargetKind};
 
-use super::types::{
-    AntragNode, DelegationNode, EinspruchNode, FlagNode, FlagOutcomeGql, FlagTargetKindGql,
-    StimmeNode, VoteGql,
-};
+use super::moderation::{FlagNode, FlagOutcomeGql, FlagTargetKindGql};
+use super::types::{AntragNode, DelegationNode, EinspruchNode, StimmeNode, VoteGql};
 use crate::graphql::primitives::{EventReceipt, id, mutation, parse_id, rename_field};
 use crate::services::governance::{self as service, NewAntrag};
 

@@ -8,7 +8,8 @@ use async_graphql::{Context, ID, Object, Result};
 use uuid::Uuid;
 
 use super::loaders::AntragLoader;
-use super::types::{AntragNode, AntragStatusGql, FlagNode, ModerationThread, MyDelegation};
+use super::moderation::{FlagNode, ModerationThread};
+use super::types::{AntragNode, AntragStatusGql, MyDelegation};
 use crate::error::ApiError;
 use crate::graphql::Deps;
 use crate::graphql::primitives::{

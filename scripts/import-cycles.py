@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Import cycles between the files of a Rust crate's src/ (default: api/src). Run from the repository root:
-`python3 scripts/api-cycles.py [--max 2] [--no-tests] [api/src]`.
+`python3 scripts/import-cycles.py [--max 2] [--no-tests] [api/src]`.
 
 Edges: every `crate::...`, `super::...` and `self::...` path in a file (use statements, grouped
 imports expanded, and paths written inline), resolved to the deepest module that is a file.
