@@ -30,9 +30,9 @@
 //!
 //! Raw SQL kept here (everything else goes through the `entity` crate): the vote recount
 //! (`UPDATE .. FROM` an aggregate with `FILTER`), the audit rows and the batch's activity
-//! (`jsonb_to_recordset`, `greatest`), the replaced delegation (`NOT EXISTS` on its own row),
-//! `array_append` of confirmations, `UserDeleted`'s blanking of reasons in one statement, and
-//! [`after_rebuild`]'s `UPDATE .. FROM` a grouped subquery.
+//! (`jsonb_to_recordset`, `greatest`), `array_append` of confirmations, `UserDeleted`'s
+//! blanking of reasons in one statement, and [`after_rebuild`]'s `UPDATE .. FROM` a grouped
+//! subquery.
 
 use std::collections::HashMap;
 
@@ -48,7 +48,7 @@ use domain::{Actor, Envelope};
 use entity::sea_orm_active_enums::AntragStatus as DbAntragStatus;
 use entity::{antraege, delegationen, einsprueche, flags, knoten, nachrichten, rollen, stimmen};
 use sea_orm::prelude::DateTimeWithTimeZone;
-use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::sea_query::{Expr, OnConflict, Query};
 use sea_orm::{
     ActiveEnum, ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait,
     DatabaseTransaction, DbBackend, DbErr, EntityTrait, Insert, IntoActiveModel, QueryFilter,
@@ -280,14 +280,20 @@ pub(super) async fn project(
             // Whatever is still active for this delegator ends here (the domain records a
             // lapsed one as expired first, so this is the replaced one). Only the first time
             // this event is applied.
-            exec(
-                txn,
-                "UPDATE delegationen SET ended_at = $3, ended_reason = 'replaced' \
-                 WHERE from_rolle = $1 AND ended_at IS NULL AND id <> $2 \
-                   AND NOT EXISTS (SELECT 1 FROM delegationen WHERE id = $2)",
-                [p.from.into(), row.into(), ts.into()],
-            )
-            .await?;
+            let this_row_exists = Query::select()
+                .expr(Expr::val(1))
+                .from(delegationen::Entity)
+                .and_where(Expr::col(delegationen::Column::Id).eq(row))
+                .to_owned();
+            delegationen::Entity::update_many()
+                .col_expr(delegationen::Column::EndedAt, Expr::value(ts))
+                .col_expr(delegationen::Column::EndedReason, Expr::value("replaced"))
+                .filter(delegationen::Column::FromRolle.eq(p.from))
+                .filter(delegationen::Column::EndedAt.is_null())
+                .filter(delegationen::Column::Id.ne(row))
+                .filter(Expr::exists(this_row_exists).not())
+                .exec(txn)
+                .await?;
             insert_new(
                 txn,
                 delegationen::Entity::insert(delegationen::ActiveModel {
