@@ -8,6 +8,8 @@
 //! [`JobsWorker::twist_knoten`]: it groups threads per Knoten with `array_agg(DISTINCT ..)`,
 //! `FILTER` and `HAVING count(DISTINCT ..)`, which SeaORM's builder does not express.
 
+use std::str::FromStr;
+
 use chrono::{DateTime, Utc};
 use domain::aggregate::Aggregate;
 use domain::faden::{Faden, FadenCommand};
@@ -155,20 +157,8 @@ impl JobsWorker {
         now: DateTime<Utc>,
         report: &mut JobsReport,
     ) -> Result<(), DbErr> {
-        let due: Vec<(Uuid, DateTimeWithTimeZone)> = knoten::Entity::find()
-            .select_only()
-            .columns([knoten::Column::Id, knoten::Column::ExpiresAt])
-            .filter(knoten::Column::DecayedAt.is_null())
-            .filter(knoten::Column::IsYarn.eq(false))
-            .filter(knoten::Column::ExpiresAt.lte(now))
-            .order_by_asc(knoten::Column::ExpiresAt)
-            .limit(self.cfg.batch)
-            .into_tuple()
-            .all(&self.db)
-            .await?;
-        let (done, failed) = self
-            .decay::<Knoten>(due, &KnotenCommand::Verfallen { now }, now)
-            .await;
+        let cmd = KnotenCommand::Verfallen { now };
+        let (done, failed) = self.decay::<Knoten, knoten::Entity>(&cmd, now).await?;
         report.knoten_decayed += done;
         report.failed += failed;
         Ok(())
@@ -179,36 +169,43 @@ impl JobsWorker {
         now: DateTime<Utc>,
         report: &mut JobsReport,
     ) -> Result<(), DbErr> {
-        let due: Vec<(Uuid, DateTimeWithTimeZone)> = faeden::Entity::find()
-            .select_only()
-            .columns([faeden::Column::Id, faeden::Column::ExpiresAt])
-            .filter(faeden::Column::DecayedAt.is_null())
-            .filter(faeden::Column::IsYarn.eq(false))
-            .filter(faeden::Column::ExpiresAt.lte(now))
-            .order_by_asc(faeden::Column::ExpiresAt)
-            .limit(self.cfg.batch)
-            .into_tuple()
-            .all(&self.db)
-            .await?;
-        let (done, failed) = self
-            .decay::<Faden>(due, &FadenCommand::Verfallen { now }, now)
-            .await;
+        let cmd = FadenCommand::Verfallen { now };
+        let (done, failed) = self.decay::<Faden, faeden::Entity>(&cmd, now).await?;
         report.faeden_decayed += done;
         report.failed += failed;
         Ok(())
     }
 
-    /// Run `cmd` on every due `(id, expires_at)` (rows that look due at `now`, never more than
-    /// a batch); returns (appended, failed).
-    async fn decay<A: Aggregate>(
+    /// Run `cmd` on every row of `E` (`knoten` or `faeden`: `id`, `expires_at`, `decayed_at`,
+    /// `is_yarn`) that looks due at `now`, at most a batch; returns (appended, failed).
+    async fn decay<A: Aggregate, E: EntityTrait>(
         &self,
-        due: Vec<(Uuid, DateTimeWithTimeZone)>,
         cmd: &A::Command,
         now: DateTime<Utc>,
-    ) -> (usize, usize)
+    ) -> Result<(usize, usize), DbErr>
     where
         A::Command: Sync,
     {
+        let column = |name: &str| {
+            E::Column::from_str(name).map_err(|_| {
+                DbErr::Custom(format!(
+                    "{} has no column {name}",
+                    E::default().table_name()
+                ))
+            })
+        };
+        let expires_at = column("expires_at")?;
+        let due: Vec<(Uuid, DateTimeWithTimeZone)> = E::find()
+            .select_only()
+            .columns([column("id")?, expires_at])
+            .filter(column("decayed_at")?.is_null())
+            .filter(column("is_yarn")?.eq(false))
+            .filter(expires_at.lte(now))
+            .order_by_asc(expires_at)
+            .limit(self.cfg.batch)
+            .into_tuple()
+            .all(&self.db)
+            .await?;
         let results: Vec<Did> = futures::stream::iter(due)
             .map(|(id, expires_at)| {
                 let msg_id = verfall_msg_id(id, expires_at.with_timezone(&Utc));
@@ -221,7 +218,7 @@ impl JobsWorker {
         for did in results {
             count(did, &mut done, &mut failed);
         }
-        (done, failed)
+        Ok((done, failed))
     }
 }
 

@@ -35,6 +35,7 @@
 //! subquery.
 
 use std::collections::HashMap;
+use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
 use domain::events::{
@@ -52,7 +53,7 @@ use sea_orm::sea_query::{Expr, OnConflict, Query};
 use sea_orm::{
     ActiveEnum, ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait,
     DatabaseTransaction, DbBackend, DbErr, EntityTrait, Insert, IntoActiveModel, QueryFilter,
-    QuerySelect, Statement,
+    QuerySelect, Statement, UpdateMany,
 };
 use uuid::Uuid;
 
@@ -209,20 +210,9 @@ pub(super) async fn project(
         }
         EventType::QuorumErreicht => {
             let p: QuorumErreicht = decode(env)?;
-            antraege::Entity::update_many()
-                .col_expr(antraege::Column::QuorumReached, Expr::value(true))
-                .col_expr(
-                    antraege::Column::Participation,
-                    Expr::value(int(p.participation, "participation")?),
-                )
-                .col_expr(
-                    antraege::Column::ActiveRoles,
-                    Expr::value(int(p.active_roles, "active_roles")?),
-                )
-                .col_expr(
-                    antraege::Column::QuorumPercent,
-                    Expr::value(int(u64::from(p.quorum_percent), "quorum_percent")?),
-                )
+            let update = antraege::Entity::update_many()
+                .col_expr(antraege::Column::QuorumReached, Expr::value(true));
+            with_participation(update, p.participation, p.active_roles, p.quorum_percent)?
                 .filter(antraege::Column::Id.eq(id))
                 .exec(txn)
                 .await
@@ -233,7 +223,7 @@ pub(super) async fn project(
             let counted = serde_json::to_value(&p.counted)
                 .map_err(|e| DbErr::Custom(format!("AntragEntschieden counted: {e}")))?;
             let status: DbAntragStatus = db_enum(p.status.as_str())?;
-            antraege::Entity::update_many()
+            let update = antraege::Entity::update_many()
                 .col_expr(antraege::Column::Status, status.as_enum())
                 .col_expr(
                     antraege::Column::DecidedAt,
@@ -248,19 +238,8 @@ pub(super) async fn project(
                 .col_expr(
                     antraege::Column::Enthaltung,
                     Expr::value(int(p.enthaltung, "enthaltung")?),
-                )
-                .col_expr(
-                    antraege::Column::Participation,
-                    Expr::value(int(p.participation, "participation")?),
-                )
-                .col_expr(
-                    antraege::Column::ActiveRoles,
-                    Expr::value(int(p.active_roles, "active_roles")?),
-                )
-                .col_expr(
-                    antraege::Column::QuorumPercent,
-                    Expr::value(int(u64::from(p.quorum_percent), "quorum_percent")?),
-                )
+                );
+            with_participation(update, p.participation, p.active_roles, p.quorum_percent)?
                 .filter(antraege::Column::Id.eq(id))
                 .exec(txn)
                 .await?;
@@ -429,60 +408,32 @@ async fn hide_target(txn: &DatabaseTransaction, flag: Uuid) -> Result<(), DbErr>
         )));
     };
     match kind {
-        FlagTargetKind::Knoten => {
-            hide::<knoten::Entity>(
-                txn,
-                knoten::Column::Id,
-                knoten::Column::HiddenAt,
-                target,
-                at,
-            )
-            .await
-        }
-        FlagTargetKind::Nachricht => {
-            hide::<nachrichten::Entity>(
-                txn,
-                nachrichten::Column::Id,
-                nachrichten::Column::HiddenAt,
-                target,
-                at,
-            )
-            .await
-        }
-        FlagTargetKind::Antrag => {
-            hide::<antraege::Entity>(
-                txn,
-                antraege::Column::Id,
-                antraege::Column::HiddenAt,
-                target,
-                at,
-            )
-            .await
-        }
-        FlagTargetKind::Rolle => {
-            hide::<rollen::Entity>(
-                txn,
-                rollen::Column::Id,
-                rollen::Column::HiddenAt,
-                target,
-                at,
-            )
-            .await
-        }
+        FlagTargetKind::Knoten => hide::<knoten::Entity>(txn, target, at).await,
+        FlagTargetKind::Nachricht => hide::<nachrichten::Entity>(txn, target, at).await,
+        FlagTargetKind::Antrag => hide::<antraege::Entity>(txn, target, at).await,
+        FlagTargetKind::Rolle => hide::<rollen::Entity>(txn, target, at).await,
     }
 }
 
-/// `hidden_at = at` on the row `id` of `E` unless it is hidden already.
+/// `hidden_at = at` on the row `id` of `E` (a table with `id` and `hidden_at`) unless it is
+/// hidden already.
 async fn hide<E: EntityTrait>(
     txn: &DatabaseTransaction,
-    id_column: E::Column,
-    hidden_at: E::Column,
     id: Uuid,
     at: DateTimeWithTimeZone,
 ) -> Result<(), DbErr> {
+    let column = |name: &str| {
+        E::Column::from_str(name).map_err(|_| {
+            DbErr::Custom(format!(
+                "{} has no column {name}",
+                E::default().table_name()
+            ))
+        })
+    };
+    let hidden_at = column("hidden_at")?;
     E::update_many()
         .col_expr(hidden_at, Expr::value(at))
-        .filter(id_column.eq(id))
+        .filter(column("id")?.eq(id))
         .filter(hidden_at.is_null())
         .exec(txn)
         .await
@@ -534,6 +485,28 @@ async fn end_delegation(
         .exec(txn)
         .await
         .map(drop)
+}
+
+/// An Antrag's participation, quorum base and quorum percent (as the decision records them).
+fn with_participation(
+    update: UpdateMany<antraege::Entity>,
+    participation: u64,
+    active_roles: u64,
+    quorum_percent: u32,
+) -> Result<UpdateMany<antraege::Entity>, DbErr> {
+    Ok(update
+        .col_expr(
+            antraege::Column::Participation,
+            Expr::value(int(participation, "participation")?),
+        )
+        .col_expr(
+            antraege::Column::ActiveRoles,
+            Expr::value(int(active_roles, "active_roles")?),
+        )
+        .col_expr(
+            antraege::Column::QuorumPercent,
+            Expr::value(int(u64::from(quorum_percent), "quorum_percent")?),
+        ))
 }
 
 /// The entity's enum for a domain name (`vote`, `antrag_status`): the names are the same.
