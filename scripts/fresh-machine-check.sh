@@ -79,8 +79,17 @@ deb $MIRROR bookworm-updates main
 deb ${MIRROR%/debian}/debian-security bookworm-security main
 EOF
 cp /etc/resolv.conf "$ROOT/etc/resolv.conf"
-# pip's certificate setting of this machine (if any), as a user's pip.conf would be.
+# This machine reaches the registries through a TLS-inspecting egress proxy whose CA is in the
+# host's trust store, not in Debian's: bring the host's local CAs (installed into the system
+# bundle when dev.sh installs ca-certificates), its pip.conf and its CA variables along. A real
+# fresh machine needs none of this.
+mkdir -p "$ROOT/usr/local/share/ca-certificates"
+cp /usr/local/share/ca-certificates/*.crt "$ROOT/usr/local/share/ca-certificates/" 2>/dev/null || true
 [ -f /etc/pip.conf ] && cp /etc/pip.conf "$ROOT/etc/pip.conf"
+CA_ENV=()
+for v in SSL_CERT_FILE NODE_EXTRA_CA_CERTS PIP_CERT CURL_CA_BUNDLE REQUESTS_CA_BUNDLE; do
+	[ -n "${!v:-}" ] && CA_ENV+=("$v=${!v}")
+done
 
 say "a clean clone of HEAD ($(git -C "$REPO" rev-parse --short HEAD)) into /root/weberei"
 git clone -q --no-local "$REPO" "$ROOT/root/weberei"
@@ -113,7 +122,7 @@ in_chroot() {
 	chroot "$ROOT" /usr/bin/env -i HOME=/root LANG=C.UTF-8 TERM=dumb \
 		PATH=/opt/host-rust/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
 		RUSTUP_HOME=/opt/host-rust/rustup CARGO_HOME=/root/.cargo \
-		WEBEREI_HTTP_ADDR="$HTTP_ADDR" \
+		WEBEREI_HTTP_ADDR="$HTTP_ADDR" "${CA_ENV[@]}" \
 		WEBEREI_TEST_PG_PORT=25432 WEBEREI_TEST_REDIS_PORT=26379 WEBEREI_TEST_NATS_PORT=24222 \
 		"$@"
 }
@@ -177,4 +186,5 @@ fresh Debian 12 (debootstrap minbase, $(cat "$ROOT/etc/debian_version")), clean 
   ./dev.sh up until the URL            $T_UP_URL s   ($URL answered /health/ready and served the web client)
   ./dev.sh test                        $T_TEST s
   Rust: the host's toolchain, read-only (rustup's downloads are not reachable here)
+  CA: this machine's egress-proxy CA and CA variables (${CA_ENV[*]:-none}) were brought in
 EOF
