@@ -49,14 +49,14 @@ use domain::{Actor, Envelope};
 use entity::sea_orm_active_enums::AntragStatus as DbAntragStatus;
 use entity::{antraege, delegationen, einsprueche, flags, knoten, nachrichten, rollen, stimmen};
 use sea_orm::prelude::DateTimeWithTimeZone;
-use sea_orm::sea_query::{Expr, OnConflict, Query};
+use sea_orm::sea_query::{Expr, Query};
 use sea_orm::{
-    ActiveEnum, ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait,
-    DatabaseTransaction, DbBackend, DbErr, EntityTrait, Insert, IntoActiveModel, QueryFilter,
-    QuerySelect, Statement, UpdateMany,
+    ActiveEnum, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend,
+    DbErr, EntityTrait, QueryFilter, QuerySelect, Statement, UpdateMany,
 };
 use uuid::Uuid;
 
+use super::rows::{db_enum, insert_new};
 use super::social::{Keys, cell, decode, exec, open};
 
 /// Namespace of the projection's own row ids (`fa94691e-bd6e-4f9f-a6c7-0c005c2021d3`). Fixed
@@ -440,29 +440,6 @@ async fn hide<E: EntityTrait>(
         .map(drop)
 }
 
-/// Insert one row unless it exists (`ON CONFLICT (conflict) DO NOTHING`, or on any unique
-/// constraint without a column).
-async fn insert_new<A, C>(
-    txn: &DatabaseTransaction,
-    insert: Insert<A>,
-    conflict: Option<C>,
-) -> Result<(), DbErr>
-where
-    A: ActiveModelTrait,
-    <A::Entity as EntityTrait>::Model: IntoActiveModel<A>,
-    C: sea_orm::sea_query::IntoIden,
-{
-    let on_conflict = match conflict {
-        Some(column) => OnConflict::column(column).do_nothing().to_owned(),
-        None => OnConflict::new().do_nothing().to_owned(),
-    };
-    insert
-        .on_conflict(on_conflict)
-        .exec_without_returning(txn)
-        .await
-        .map(drop)
-}
-
 /// A delegation of `from` to `to` that has not ended ends at `at` for `reason`.
 async fn end_delegation(
     txn: &DatabaseTransaction,
@@ -507,11 +484,6 @@ fn with_participation(
             antraege::Column::QuorumPercent,
             Expr::value(int(u64::from(quorum_percent), "quorum_percent")?),
         ))
-}
-
-/// The entity's enum for a domain name (`vote`, `antrag_status`): the names are the same.
-fn db_enum<E: ActiveEnum<Value = String>>(name: &str) -> Result<E, DbErr> {
-    E::try_from_value(&name.to_owned()).map_err(|e| DbErr::Custom(format!("{name}: {e}")))
 }
 
 /// The latest event time of every role that caused an event in one batch, written once per

@@ -16,6 +16,7 @@
 use std::collections::{HashMap, HashSet};
 
 mod governance;
+mod rows;
 mod social;
 
 use chrono::{DateTime, Utc};

@@ -21,12 +21,14 @@ use domain::events::{
 use domain::privacy::{self, KEY_BYTES, Sealed};
 use domain::{Envelope, Payload};
 use entity::{faeden, flags, knoten, nachrichten, rolle_keys};
-use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, DbErr,
     EntityTrait, QueryFilter, QuerySelect, Statement, Value,
 };
 use tracing::warn;
+
+use super::rows::insert_new;
 use uuid::Uuid;
 
 /// The name a role is shown with when its sealed name cannot be opened.
@@ -292,24 +294,21 @@ pub(super) async fn project(
             let p: NachrichtGeschrieben = decode(env)?;
             let key = keys.get(txn, p.author).await?;
             let text = open(key, &p.text, env);
-            nachrichten::Entity::insert(nachrichten::ActiveModel {
-                id: Set(p.nachricht_id),
-                knoten_id: Set(id),
-                author: Set(p.author),
-                text: Set(text),
-                mentions: Set(p.mentions),
-                created_at: Set(ts.into()),
-                event_id: Set(env.id.to_string()),
-                ..Default::default()
-            })
-            .on_conflict(
-                OnConflict::column(nachrichten::Column::Id)
-                    .do_nothing()
-                    .to_owned(),
+            insert_new(
+                txn,
+                nachrichten::Entity::insert(nachrichten::ActiveModel {
+                    id: Set(p.nachricht_id),
+                    knoten_id: Set(id),
+                    author: Set(p.author),
+                    text: Set(text),
+                    mentions: Set(p.mentions),
+                    created_at: Set(ts.into()),
+                    event_id: Set(env.id.to_string()),
+                    ..Default::default()
+                }),
+                Some(nachrichten::Column::Id),
             )
-            .exec_without_returning(txn)
             .await
-            .map(drop)
         }
         EventType::InhaltVerborgen => {
             // The content itself was hidden by `FlagResolved` (governance projector); this
