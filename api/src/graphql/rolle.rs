@@ -70,6 +70,23 @@ pub(crate) async fn load_rolle(ctx: &Context<'_>, id: Uuid) -> Result<Option<Rol
     ctx.data::<DataLoader<RolleLoader>>()?.load_one(id).await
 }
 
+/// Several roles in one batch, in the order of `ids` (ids that are not UUIDs or not found are
+/// left out).
+pub(crate) async fn load_rollen<'a>(
+    ctx: &Context<'_>,
+    ids: impl IntoIterator<Item = &'a str>,
+) -> Result<Vec<RolleNode>> {
+    let ids: Vec<Uuid> = ids
+        .into_iter()
+        .filter_map(|i| Uuid::parse_str(i).ok())
+        .collect();
+    let loaded = ctx
+        .data::<DataLoader<RolleLoader>>()?
+        .load_many(ids.iter().copied())
+        .await?;
+    Ok(ids.iter().filter_map(|i| loaded.get(i).cloned()).collect())
+}
+
 /// A logged-in device.
 #[derive(SimpleObject, Clone, Debug)]
 pub struct Session {

@@ -11,7 +11,7 @@ use uuid::Uuid;
 use super::loaders::VerificationLoader;
 use crate::error::ApiError;
 use crate::graphql::primitives::{id, parse_id};
-use crate::graphql::rolle::{RolleLoader, RolleNode, load_rolle};
+use crate::graphql::rolle::{RolleNode, load_rolle, load_rollen};
 use crate::live::governance::cell_centre;
 use crate::read::governance::{AntragRow, AntragStatus, DelegationRow};
 
@@ -372,16 +372,7 @@ pub struct RolleVerification {
 impl RolleVerification {
     /// The roles that confirmed it so far.
     async fn confirmed_by(&self, ctx: &Context<'_>) -> Result<Vec<RolleNode>> {
-        let ids: Vec<Uuid> = self
-            .confirmed_by_ids
-            .iter()
-            .filter_map(|i| Uuid::parse_str(i).ok())
-            .collect();
-        let loaded = ctx
-            .data::<DataLoader<RolleLoader>>()?
-            .load_many(ids.iter().copied())
-            .await?;
-        Ok(ids.iter().filter_map(|i| loaded.get(i).cloned()).collect())
+        load_rollen(ctx, self.confirmed_by_ids.iter().map(|i| i.as_str())).await
     }
 }
 

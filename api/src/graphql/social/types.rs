@@ -13,7 +13,7 @@ use crate::error::ApiError;
 use crate::graphql::Deps;
 use crate::graphql::knoten::KnotenNode;
 use crate::graphql::primitives::{id, parse_id};
-use crate::graphql::rolle::{RolleLoader, RolleNode, load_rolle};
+use crate::graphql::rolle::{RolleNode, load_rolle, load_rollen};
 use crate::read;
 use crate::read::social::{FadenRow, NachrichtRow};
 
@@ -127,21 +127,11 @@ pub(crate) async fn live_faeden(ctx: &Context<'_>, knoten: Uuid) -> Result<Vec<F
 
 /// Distinct roles with a live thread to the Knoten: its room's participants.
 pub(crate) async fn participants(ctx: &Context<'_>, knoten: Uuid) -> Result<Vec<RolleNode>> {
-    let mut ids: Vec<Uuid> = live_faeden(ctx, knoten)
-        .await?
-        .iter()
-        .filter_map(|f| Uuid::parse_str(&f.from_rolle_id).ok())
-        .collect();
-    ids.sort();
+    let faeden = live_faeden(ctx, knoten).await?;
+    let mut ids: Vec<&str> = faeden.iter().map(|f| f.from_rolle_id.as_str()).collect();
+    ids.sort_unstable();
     ids.dedup();
-    let loaded = ctx
-        .data::<DataLoader<RolleLoader>>()?
-        .load_many(ids.iter().copied())
-        .await?;
-    Ok(ids
-        .iter()
-        .filter_map(|id| loaded.get(id).cloned())
-        .collect())
+    load_rollen(ctx, ids).await
 }
 
 /// A message in a room.
@@ -171,19 +161,7 @@ impl NachrichtNode {
 
     /// The roles mentioned with @name, in the order of `mentionIds`.
     async fn mentions(&self, ctx: &Context<'_>) -> Result<Vec<RolleNode>> {
-        let ids: Vec<Uuid> = self
-            .mention_ids
-            .iter()
-            .filter_map(|i| Uuid::parse_str(i).ok())
-            .collect();
-        let loaded = ctx
-            .data::<DataLoader<RolleLoader>>()?
-            .load_many(ids.iter().copied())
-            .await?;
-        Ok(ids
-            .iter()
-            .filter_map(|id| loaded.get(id).cloned())
-            .collect())
+        load_rollen(ctx, self.mention_ids.iter().map(|i| i.as_str())).await
     }
 }
 
