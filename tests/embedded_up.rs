@@ -160,10 +160,7 @@ impl Up {
     async fn stop(mut self) -> Result<()> {
         let mut child = self.child.take().context("already stopped")?;
         let pid = child.id().context("weberei up already exited")?;
-        let killed = std::process::Command::new("kill")
-            .args(["-TERM", &pid.to_string()])
-            .status()?;
-        ensure!(killed.success(), "kill -TERM {pid} failed");
+        testkit::terminate(pid).with_context(|| format!("SIGTERM to {pid}"))?;
         let status = tokio::time::timeout(STOP_TIMEOUT, child.wait())
             .await
             .with_context(|| format!("weberei up did not exit within {STOP_TIMEOUT:?}"))??;
@@ -181,9 +178,7 @@ impl Drop for Up {
             return;
         };
         if let Some(pid) = child.id() {
-            let _ = std::process::Command::new("kill")
-                .args(["-TERM", &pid.to_string()])
-                .status();
+            let _ = testkit::terminate(pid);
         }
         let deadline = Instant::now() + STOP_TIMEOUT;
         while Instant::now() < deadline {

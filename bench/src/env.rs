@@ -328,10 +328,12 @@ impl Weberei {
 
     /// SIGTERM, then wait (kill after 20 s).
     pub async fn stop(mut self) -> Result<()> {
-        if let Some(pid) = self.child.id() {
-            let _ = std::process::Command::new("kill")
-                .args(["-TERM", &pid.to_string()])
-                .status();
+        // A system call, not kill(1): a minimal Debian has no procps.
+        if let Some(pid) = self.child.id().and_then(|p| i32::try_from(p).ok()) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGTERM,
+            );
         }
         if tokio::time::timeout(Duration::from_secs(20), self.child.wait())
             .await

@@ -137,10 +137,15 @@ pub(super) fn process_alive(pid: u32) -> bool {
 
 /// `kill -<signal> <pid>`: the workspace forbids `unsafe`, and this is rare enough.
 pub(super) fn send_signal(pid: u32, signal: &str) {
-    let _ = std::process::Command::new("kill")
-        .arg(format!("-{signal}"))
-        .arg(pid.to_string())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
+    // A system call, not `kill(1)`: a minimal Debian has no procps.
+    let Ok(sig) = format!("SIG{signal}").parse::<nix::sys::signal::Signal>() else {
+        tracing::error!(signal, "not a signal name");
+        return;
+    };
+    let Ok(pid) = i32::try_from(pid) else {
+        return;
+    };
+    if let Err(e) = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig) {
+        tracing::debug!(pid, signal, error = %e, "signal not delivered");
+    }
 }

@@ -2,6 +2,8 @@
 //! `postgres` system user when run as root), PostGIS check, and the `weberei` database. The
 //! cluster lives under `<data>/pg` and is run by pg_ctl (the postmaster detaches from us).
 
+use sha2::Digest;
+
 use super::*;
 
 #[derive(Debug)]
@@ -98,8 +100,9 @@ impl PgTools {
 }
 
 pub(super) async fn start_postgres(data_dir: &Path, port: u16) -> Result<Postgres> {
-    let pgdata = data_dir.join("pg");
-    let log = data_dir.join("pg.log");
+    let home = cluster_home(data_dir)?;
+    let pgdata = home.join("pg");
+    let log = home.join("pg.log");
     let tools = find_pg_tools(&pgdata)?;
     check_postgis(&tools)?;
 
@@ -140,12 +143,12 @@ pub(super) async fn start_postgres(data_dir: &Path, port: u16) -> Result<Postgre
     ensure_port_free(port, "PostgreSQL", "WEBEREI_PG_PORT", "DATABASE_URL")?;
 
     if let Some(user) = &tools.run_as {
-        check_reachable(data_dir, user)?;
+        check_reachable(&home, user)?;
     }
     create_private_dir(&pgdata, &tools)?;
     // The server's unix socket must fit in sun_path (108 bytes); we only use TCP, so a long
     // data dir path just moves the socket to the temp dir.
-    let run = data_dir.join("run");
+    let run = home.join("run");
     let socket_dir = if run.as_os_str().len() + "/.s.PGSQL.65535.lock".len() < 100 {
         create_private_dir(&run, &tools)?;
         run
@@ -159,7 +162,7 @@ pub(super) async fn start_postgres(data_dir: &Path, port: u16) -> Result<Postgre
 
     if !initialized {
         let started = Instant::now();
-        initdb(&tools, &pgdata, data_dir).await?;
+        initdb(&tools, &pgdata, &home).await?;
         tracing::info!(
             pgdata = %pgdata.display(),
             elapsed_ms = started.elapsed().as_millis() as u64,
@@ -424,7 +427,68 @@ pub(super) fn create_private_dir(dir: &Path, tools: &PgTools) -> Result<()> {
         .with_context(|| format!("chmod 700 {}", dir.display()))
 }
 
-/// As root, the data dir is ours but the cluster's user must get through every parent.
+/// Where clusters go whose data dir the cluster's user cannot reach (see [`cluster_home`]).
+const FALLBACK_CLUSTER_ROOT: &str = "/var/lib/weberei";
+
+/// The directory that holds the cluster (`pg/`, `pg.log`, `pg-initdb.log`, `run/`): the data
+/// dir, unless we run as root and the `postgres` user cannot get through one of its parents —
+/// a checkout in `/root`, as on a fresh machine — then `/var/lib/weberei/pg-<hash of the data
+/// dir>`, the same one for the same data dir on every start. `<data dir>/pg.location` names it.
+fn cluster_home(data_dir: &Path) -> Result<PathBuf> {
+    if effective_uid()? != 0 {
+        return Ok(data_dir.to_owned());
+    }
+    let Some(user) = system_user("postgres") else {
+        // find_pg_tools says what is missing.
+        return Ok(data_dir.to_owned());
+    };
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("creating {}", data_dir.display()))?;
+    let Some(blocked) = blocked_parent(data_dir, &user)? else {
+        return Ok(data_dir.to_owned());
+    };
+    let canonical = data_dir
+        .canonicalize()
+        .with_context(|| format!("resolving {}", data_dir.display()))?;
+    let digest = sha2::Sha256::digest(canonical.as_os_str().as_encoded_bytes());
+    let home = Path::new(FALLBACK_CLUSTER_ROOT).join(format!("pg-{}", &hex::encode(digest)[..16]));
+    std::fs::create_dir_all(&home).with_context(|| format!("creating {}", home.display()))?;
+    let location = data_dir.join("pg.location");
+    std::fs::write(
+        &location,
+        format!(
+            "{}\n(the `{}` user cannot enter {}, so PostgreSQL's cluster of this data dir is there)\n",
+            home.display(),
+            user.name,
+            blocked.display()
+        ),
+    )
+    .with_context(|| format!("writing {}", location.display()))?;
+    tracing::info!(
+        cluster = %home.display(),
+        blocked = %blocked.display(),
+        "the postgres user cannot enter the data dir's parent: PostgreSQL's cluster lives in {}",
+        home.display()
+    );
+    Ok(home)
+}
+
+/// The first parent of `dir` that `user` cannot pass through, if any.
+fn blocked_parent(dir: &Path, user: &SystemUser) -> Result<Option<PathBuf>> {
+    use std::os::unix::fs::MetadataExt;
+    for parent in dir.ancestors().skip(1) {
+        let meta = std::fs::metadata(parent)?;
+        let reachable = meta.mode() & 0o001 != 0
+            || (meta.uid() == user.uid && meta.mode() & 0o100 != 0)
+            || (meta.gid() == user.gid && meta.mode() & 0o010 != 0);
+        if !reachable {
+            return Ok(Some(parent.to_owned()));
+        }
+    }
+    Ok(None)
+}
+
+/// As root, the cluster's home is ours but the cluster's user must get through every parent.
 pub(super) fn check_reachable(data_dir: &Path, user: &SystemUser) -> Result<()> {
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
     let meta = std::fs::metadata(data_dir)?;
@@ -433,20 +497,14 @@ pub(super) fn check_reachable(data_dir: &Path, user: &SystemUser) -> Result<()> 
         std::fs::set_permissions(data_dir, std::fs::Permissions::from_mode(mode))
             .with_context(|| format!("chmod o+x {}", data_dir.display()))?;
     }
-    for dir in data_dir.ancestors().skip(1) {
-        let meta = std::fs::metadata(dir)?;
-        let reachable = meta.mode() & 0o001 != 0
-            || (meta.uid() == user.uid && meta.mode() & 0o100 != 0)
-            || (meta.gid() == user.gid && meta.mode() & 0o010 != 0);
-        if !reachable {
-            bail!(
-                "PostgreSQL runs as the `{}` user, which cannot enter {}: `chmod o+x {}`, or \
-                 choose a data dir elsewhere (WEBEREI_DATA_DIR)",
-                user.name,
-                dir.display(),
-                dir.display()
-            );
-        }
+    if let Some(dir) = blocked_parent(data_dir, user)? {
+        bail!(
+            "PostgreSQL runs as the `{}` user, which cannot enter {}: `chmod o+x {}`, or \
+             choose a data dir elsewhere (WEBEREI_DATA_DIR)",
+            user.name,
+            dir.display(),
+            dir.display()
+        );
     }
     Ok(())
 }
@@ -476,4 +534,37 @@ fn system_user(name: &str) -> Option<SystemUser> {
             gid: fields.next()?.parse().ok()?,
         })
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    #[test]
+    fn a_parent_the_cluster_user_cannot_pass_is_found() -> Result<()> {
+        let tmp = tempfile::tempdir()?;
+        let closed = tmp.path().join("home");
+        let data = closed.join("checkout").join("data");
+        std::fs::create_dir_all(&data)?;
+        for dir in [
+            tmp.path(),
+            closed.join("checkout").as_path(),
+            data.as_path(),
+        ] {
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))?;
+        }
+        // A user who owns nothing here: only the "other" bits count for it.
+        let stranger = SystemUser {
+            name: "stranger".to_owned(),
+            uid: 4_242_424,
+            gid: 4_242_424,
+        };
+        std::fs::set_permissions(&closed, std::fs::Permissions::from_mode(0o700))?;
+        assert_eq!(blocked_parent(&data, &stranger)?, Some(closed.clone()));
+        std::fs::set_permissions(&closed, std::fs::Permissions::from_mode(0o711))?;
+        assert_eq!(blocked_parent(&data, &stranger)?, None);
+        Ok(())
+    }
 }

@@ -236,6 +236,17 @@ impl Drop for OwnNats {
     }
 }
 
+/// Send SIGTERM to a process (as `systemd` or `docker stop` would), through the system call:
+/// a minimal Debian has no `kill(1)`.
+pub fn terminate(pid: u32) -> std::io::Result<()> {
+    let pid = i32::try_from(pid).map_err(|_| std::io::Error::other("pid out of range"))?;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .map_err(std::io::Error::from)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

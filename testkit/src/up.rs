@@ -281,9 +281,7 @@ impl Up {
     /// Returns its exit status; `None` if it had to be killed or was already stopped.
     pub fn stop(&mut self) -> Option<ExitStatus> {
         let mut child = self.child.take()?;
-        let _ = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status();
+        let _ = crate::terminate(child.id());
         let deadline = Instant::now() + self.stop_timeout;
         while Instant::now() < deadline {
             match child.try_wait() {
