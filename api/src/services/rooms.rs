@@ -16,6 +16,7 @@ use sea_orm::DatabaseConnection;
 use uuid::Uuid;
 
 use super::accounts::{ID_NAMESPACE, data_key, execute_on, nonce};
+use super::first_event;
 use crate::error::ApiError;
 use crate::read;
 
@@ -174,11 +175,7 @@ pub async fn write_nachricht(
     });
     let done = execute_on::<Knoten>(bus, knoten, &cmd, meta, bus::Expect::ExistingChain).await?;
     let replayed = done.outcome == bus::Outcome::AlreadyDone;
-    let stored = done
-        .events
-        .into_iter()
-        .next()
-        .ok_or_else(|| ApiError::unavailable("no event"))?;
+    let stored = first_event(&done.events)?.clone();
     let payload: NachrichtGeschrieben = stored.envelope.decode()?;
     let text = domain::privacy::open(&data_key, &payload.text).ok();
     Ok(Written {
@@ -242,11 +239,7 @@ pub(crate) async fn update_design(
     });
     let done = execute_on::<Knoten>(bus, knoten, &cmd, meta, bus::Expect::ExistingChain).await?;
     let replayed = done.outcome == bus::Outcome::AlreadyDone;
-    let stored = done
-        .events
-        .into_iter()
-        .next()
-        .ok_or_else(|| ApiError::unavailable("no event"))?;
+    let stored = first_event(&done.events)?.clone();
     let payload = stored.envelope.decode()?;
     Ok(Designed {
         stored,
