@@ -130,6 +130,7 @@ in_chroot() {
 # ---- 1. ./dev.sh up ----------------------------------------------------------------------------
 say "1/2: ./dev.sh up (log: $WORK/up.log)"
 t=$SECONDS
+: >"$WORK/up.log" # exists before the background job opens it: the loop below reads it at once
 in_chroot bash -c 'cd /root/weberei && exec ./dev.sh up' >"$WORK/up.log" 2>&1 &
 UP_PID=$!
 URL=""
