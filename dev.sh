@@ -53,7 +53,9 @@ APT_UPDATED=0
 apt_update() {
 	if [ "$APT_UPDATED" -eq 0 ]; then
 		log "apt-get update"
-		as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q
+		as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q ||
+			die "apt-get update failed: check the network and /etc/apt/sources.list (Debian 12's \
+bookworm and bookworm-updates), then run this again"
 		APT_UPDATED=1
 	fi
 }
@@ -95,38 +97,51 @@ ensure_system_packages() {
 		fi
 		pkgs+=("postgresql-$pg_version-postgis-3")
 	fi
-	log "installing ${pkgs[*]}"
-	as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${pkgs[@]}"
+	apt_install "${pkgs[@]}"
+}
+
+# apt_install PACKAGE...: install from Debian's archive, or stop with what to do instead.
+apt_install() {
+	log "installing $*"
+	as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@" ||
+		die "apt-get could not install $*: they are all in Debian 12's main archive; check \
+/etc/apt/sources.list and the network, or install them yourself, then run this again"
 }
 
 ensure_rust() {
+	# The workspace's rust-version: an older toolchain fails with a less helpful message.
+	local want have_version
+	want=$(sed -n 's/^rust-version *= *"\([0-9.]*\)".*/\1/p' Cargo.toml | head -n 1)
 	if ! have cargo && [ -x "$HOME/.cargo/bin/cargo" ]; then
 		export PATH="$HOME/.cargo/bin:$PATH"
 	fi
 	if ! have cargo; then
 		log "installing Rust (rustup, stable)"
 		curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs |
-			sh -s -- -y --profile minimal --component clippy --component rustfmt
+			sh -s -- -y --profile minimal --component clippy --component rustfmt ||
+			die "could not install Rust through rustup (https://sh.rustup.rs): check the network, \
+or install Rust $want or newer (cargo, rustfmt, clippy) yourself, then run this again"
 		export PATH="$HOME/.cargo/bin:$PATH"
 	fi
-	# The workspace's rust-version: an older toolchain fails with a less helpful message.
-	local want have_version
-	want=$(sed -n 's/^rust-version *= *"\([0-9.]*\)".*/\1/p' Cargo.toml | head -n 1)
 	have_version=$(cargo --version | awk '{print $2}')
 	if [ -n "$want" ] && ! version_at_least "$have_version" "$want"; then
 		if have rustup; then
 			log "Rust $have_version is older than $want: rustup update stable"
-			rustup update stable
+			rustup update stable || die "rustup update stable failed: check the network, or \
+install Rust $want or newer yourself, then run this again"
 		else
-			die "Rust $have_version is older than the required $want"
+			die "Rust $have_version is older than the required $want: update it (rustup update \
+stable, or your distribution's rustc) and run this again"
 		fi
 	fi
 }
 
 ensure_rust_components() {
 	if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
-		have rustup || die "cargo fmt / cargo clippy are missing and there is no rustup"
-		rustup component add rustfmt clippy
+		have rustup || die "cargo fmt / cargo clippy are missing and there is no rustup: install \
+rustfmt and clippy for this toolchain (Debian: apt-get install rustfmt rust-clippy)"
+		rustup component add rustfmt clippy ||
+			die "rustup could not add rustfmt and clippy: check the network and run this again"
 	fi
 }
 
@@ -299,17 +314,23 @@ network or pip's index settings, or install Node.js $NODE_MIN_MAJOR+ yourself an
 # The browser tests drive Debian's chromium (playwright-core; no browser is downloaded).
 ensure_chromium() {
 	[ -x /usr/bin/chromium ] && return
-	have apt-get || die "the browser tests need Debian's chromium (/usr/bin/chromium)"
+	have apt-get || die "the browser tests need Debian's chromium at /usr/bin/chromium: install it"
 	apt_update
-	log "installing chromium (for the browser tests)"
-	as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium
+	apt_install chromium
 }
 
 # The TypeScript client (web/ imports its build) and the static web client in web/build, which
 # `weberei up` serves at /.
 build_web() {
-	(cd clients/ts && npm ci --no-audit --no-fund --loglevel=error && npm run build) &&
-		(cd web && npm ci --no-audit --no-fund --loglevel=error && npm run build)
+	npm_ci clients/ts && (cd clients/ts && npm run build) &&
+		npm_ci web && (cd web && npm run build)
+}
+
+# npm_ci DIR: the locked packages of DIR from the npm registry, or what to do when that fails.
+npm_ci() {
+	(cd "$1" && npm ci --no-audit --no-fund --loglevel=error) && return
+	die "npm ci in $1 failed: the packages come from $(npm config get registry 2>/dev/null || echo \
+'the npm registry'); check the network (or npm's proxy/registry settings) and run this again"
 }
 
 cmd_up() {
@@ -320,7 +341,8 @@ cmd_up() {
 	build_web || die "the web client did not build (see above)"
 	log "cargo build --release --bin weberei (the first build takes several minutes)"
 	local start=$SECONDS
-	cargo build --release --bin weberei
+	cargo build --release --bin weberei || die "cargo build failed (see above); when it could \
+not download crates, check access to crates.io (or cargo's proxy settings) and run this again"
 	log "built in $((SECONDS - start)) s"
 	exec "${CARGO_TARGET_DIR:-target}/release/weberei" up "$@"
 }
