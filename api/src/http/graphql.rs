@@ -37,4 +37,3 @@ pub(super) async fn graphql(
     }
     state.schema.execute(req).await.into()
 }
-

@@ -51,4 +51,3 @@ pub(super) async fn graphql_ws(
                 .serve()
         })
 }
-
