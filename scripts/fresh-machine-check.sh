@@ -3,6 +3,9 @@
 #
 #   sudo scripts/fresh-machine-check.sh            # both commands (about an hour on 2 cores)
 #   sudo scripts/fresh-machine-check.sh --up-only  # only the first one
+#   sudo scripts/fresh-machine-check.sh --test-only
+#                     # only the second one, in the root file system an earlier run left after
+#                     # its first command passed (as a newcomer runs them: up, then test)
 #
 # Makes a clean Debian 12 root file system with debootstrap (--variant=minbase: less than a
 # plain install has, so nothing is taken for granted), copies a clean clone of this repository's
@@ -31,7 +34,13 @@ ROOT="$WORK/rootfs"
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 HTTP_ADDR=127.0.0.1:18080
 UP_ONLY=0
-[ "${1:-}" = "--up-only" ] && UP_ONLY=1
+TEST_ONLY=0
+case "${1:-}" in
+--up-only) UP_ONLY=1 ;;
+--test-only) TEST_ONLY=1 ;;
+"") ;;
+*) printf 'usage: %s [--up-only | --test-only]\n' "$0" >&2 && exit 2 ;;
+esac
 
 say() { printf '\033[1m[fresh %4ds] %s\033[0m\n' "$SECONDS" "$*" >&2; }
 die() {
@@ -60,6 +69,44 @@ stop_chroot() {
 }
 trap stop_chroot EXIT
 
+# The host's Rust toolchain, read-only (see the header).
+RUSTUP_HOST=${RUSTUP_HOME:-$HOME/.rustup}
+CARGO_BIN_HOST=$(dirname "$(command -v cargo)")
+[ -d "$RUSTUP_HOST" ] || die "no rustup home at $RUSTUP_HOST on the host"
+mount_all() {
+	mount -t proc proc "$ROOT/proc"
+	mount --rbind /sys "$ROOT/sys"
+	mount --bind /dev "$ROOT/dev"
+	mount --bind /dev/pts "$ROOT/dev/pts"
+	mount --bind "$RUSTUP_HOST" "$ROOT/opt/host-rust/rustup"
+	mount -o remount,ro,bind "$ROOT/opt/host-rust/rustup"
+	mount --bind "$CARGO_BIN_HOST" "$ROOT/opt/host-rust/bin"
+	mount -o remount,ro,bind "$ROOT/opt/host-rust/bin"
+}
+CA_ENV=()
+for v in SSL_CERT_FILE NODE_EXTRA_CA_CERTS PIP_CERT CURL_CA_BUNDLE REQUESTS_CA_BUNDLE; do
+	[ -n "${!v:-}" ] && CA_ENV+=("$v=${!v}")
+done
+
+# A login shell of root in the chroot, with nothing of the host's environment but the toolchain.
+in_chroot() {
+	chroot "$ROOT" /usr/bin/env -i HOME=/root LANG=C.UTF-8 TERM=dumb \
+		PATH=/opt/host-rust/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+		RUSTUP_HOME=/opt/host-rust/rustup CARGO_HOME=/root/.cargo \
+		WEBEREI_HTTP_ADDR="$HTTP_ADDR" "${CA_ENV[@]}" \
+		WEBEREI_TEST_PG_PORT=25432 WEBEREI_TEST_REDIS_PORT=26379 WEBEREI_TEST_NATS_PORT=24222 \
+		"$@"
+}
+
+T_DEBOOTSTRAP=skipped
+T_UP_URL=skipped
+URL="(not run: --test-only)"
+if [ "$TEST_ONLY" -eq 1 ]; then
+	[ -d "$ROOT/root/weberei/target" ] || die "--test-only needs the root file system of an earlier run whose first step passed ($ROOT)"
+	stop_chroot
+	mount_all
+	say "--test-only: the second command in the root file system left by an earlier run (its first command passed there)"
+else
 if [ -d "$WORK" ]; then
 	stop_chroot
 	! grep -q " $ROOT/" /proc/mounts || die "something is still mounted under $ROOT: unmount it first"
@@ -86,30 +133,12 @@ cp /etc/resolv.conf "$ROOT/etc/resolv.conf"
 mkdir -p "$ROOT/usr/local/share/ca-certificates"
 cp /usr/local/share/ca-certificates/*.crt "$ROOT/usr/local/share/ca-certificates/" 2>/dev/null || true
 [ -f /etc/pip.conf ] && cp /etc/pip.conf "$ROOT/etc/pip.conf"
-CA_ENV=()
-for v in SSL_CERT_FILE NODE_EXTRA_CA_CERTS PIP_CERT CURL_CA_BUNDLE REQUESTS_CA_BUNDLE; do
-	[ -n "${!v:-}" ] && CA_ENV+=("$v=${!v}")
-done
 
 say "a clean clone of HEAD ($(git -C "$REPO" rev-parse --short HEAD)) into /root/weberei"
 git clone -q --no-local "$REPO" "$ROOT/root/weberei"
 
-# The host's Rust toolchain, read-only (see the header).
-RUSTUP_HOST=${RUSTUP_HOME:-$HOME/.rustup}
-CARGO_BIN_HOST=$(dirname "$(command -v cargo)")
-[ -d "$RUSTUP_HOST" ] || die "no rustup home at $RUSTUP_HOST on the host"
 mkdir -p "$ROOT/opt/host-rust/rustup" "$ROOT/opt/host-rust/bin"
 
-mount_all() {
-	mount -t proc proc "$ROOT/proc"
-	mount --rbind /sys "$ROOT/sys"
-	mount --bind /dev "$ROOT/dev"
-	mount --bind /dev/pts "$ROOT/dev/pts"
-	mount --bind "$RUSTUP_HOST" "$ROOT/opt/host-rust/rustup"
-	mount -o remount,ro,bind "$ROOT/opt/host-rust/rustup"
-	mount --bind "$CARGO_BIN_HOST" "$ROOT/opt/host-rust/bin"
-	mount -o remount,ro,bind "$ROOT/opt/host-rust/bin"
-}
 mount_all
 # As in a container image: packages do not start their services while installed (there is no
 # init in a chroot); dev.sh starts what it needs itself.
@@ -117,15 +146,6 @@ printf '#!/bin/sh\nexit 101\n' >"$ROOT/usr/sbin/policy-rc.d"
 chmod +x "$ROOT/usr/sbin/policy-rc.d"
 say "NOTE: Rust is the host's toolchain, mounted read-only at /opt/host-rust ($(cargo --version)); rustup's downloads are not reachable from here"
 
-# A login shell of root in the chroot, with nothing of the host's environment but the toolchain.
-in_chroot() {
-	chroot "$ROOT" /usr/bin/env -i HOME=/root LANG=C.UTF-8 TERM=dumb \
-		PATH=/opt/host-rust/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-		RUSTUP_HOME=/opt/host-rust/rustup CARGO_HOME=/root/.cargo \
-		WEBEREI_HTTP_ADDR="$HTTP_ADDR" "${CA_ENV[@]}" \
-		WEBEREI_TEST_PG_PORT=25432 WEBEREI_TEST_REDIS_PORT=26379 WEBEREI_TEST_NATS_PORT=24222 \
-		"$@"
-}
 
 # ---- 1. ./dev.sh up ----------------------------------------------------------------------------
 say "1/2: ./dev.sh up (log: $WORK/up.log)"
@@ -164,6 +184,7 @@ kill -INT "$UP_PID" 2>/dev/null || true
 wait "$UP_PID" 2>/dev/null || true
 stop_chroot
 mount_all
+fi
 
 T_TEST=skipped
 if [ "$UP_ONLY" -eq 0 ]; then
